@@ -1,0 +1,70 @@
+"""The one error hierarchy of esn: every error a user can meet is an ``EsnError``.
+
+Specific errors also subclass the matching builtin (as zarr's ``NodeNotFoundError``
+subclasses ``FileNotFoundError``), so callers may catch either.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioDecodeError",
+    "CorpusError",
+    "CorpusSpecError",
+    "EsnError",
+    "EsnWarning",
+    "MissingDependencyError",
+    "SchemaError",
+    "StoreExistsError",
+    "StoreMismatchError",
+    "StoreNotFoundError",
+    "StoreValidationError",
+]
+
+
+class EsnError(Exception):
+    """Base class of every error esn raises on purpose."""
+
+
+class EsnWarning(UserWarning):
+    """Base class of esn's warnings (errors in esn's own test suite)."""
+
+
+class SchemaError(EsnError, ValueError):
+    """A declared structure (store attributes, a record) is malformed or of another version."""
+
+
+class CorpusSpecError(EsnError, ValueError):
+    """A corpus spec string such as ``iemocap:/data/IEMOCAP`` cannot be parsed."""
+
+
+class CorpusError(EsnError, FileNotFoundError):
+    """A corpus tree or label file is missing or does not have its published layout."""
+
+
+class AudioDecodeError(EsnError, OSError):
+    """One audio file cannot be used; ``reason`` says why in a few words."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class MissingDependencyError(EsnError, RuntimeError):
+    """An optional program or package needed for this input is not installed."""
+
+
+class StoreNotFoundError(EsnError, FileNotFoundError):
+    """No activation store at the given path or URL."""
+
+
+class StoreExistsError(EsnError, FileExistsError):
+    """A store already exists where a new one was to be created (use overwrite)."""
+
+
+class StoreMismatchError(EsnError, ValueError):
+    """An existing store was made for another model, probe or corpus than the one asked for."""
+
+
+class StoreValidationError(EsnError, ValueError):
+    """A store breaks its schema: wrong version, shapes, or unreadable chunks."""

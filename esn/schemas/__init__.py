@@ -1,0 +1,37 @@
+"""Declared shapes: the activation-store layout and its attributes, utterance records, batches."""
+
+from esn.schemas.batch import StatsBatch
+from esn.schemas.store import (
+    METADATA_VARIABLES,
+    SCHEMA_VERSION,
+    SPANS,
+    STATISTICS_VARIABLES,
+    STATUS_DONE,
+    STATUS_FAILED,
+    STATUS_PENDING,
+    ModelInfo,
+    ProbeInfo,
+    StoreAttributes,
+    StoreLayout,
+    VariableSpec,
+    utterance_digest,
+)
+from esn.schemas.utterance import Utterance
+
+__all__ = [
+    "METADATA_VARIABLES",
+    "SCHEMA_VERSION",
+    "SPANS",
+    "STATISTICS_VARIABLES",
+    "STATUS_DONE",
+    "STATUS_FAILED",
+    "STATUS_PENDING",
+    "ModelInfo",
+    "ProbeInfo",
+    "StatsBatch",
+    "StoreAttributes",
+    "StoreLayout",
+    "Utterance",
+    "VariableSpec",
+    "utterance_digest",
+]

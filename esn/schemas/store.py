@@ -1,0 +1,336 @@
+"""The activation store's declared layout: dimensions, variables, attributes, version.
+
+An activation store is a Zarr v3 group. This module declares what is in it; ``esn.stores``
+reads and writes it. Schema version 1.
+
+Dimensions
+    ``utterance`` (one per corpus item), ``span`` (``audio``, ``text``: which prompt
+    positions a statistic covers), ``layer`` (decoder layers), ``neuron`` (gate neurons of a
+    layer's MLP, i.e. coordinates of ``mlp.act_fn`` output = SiLU(gate_proj(x))),
+    ``option`` (answer options of the probe, numbered from 1).
+
+Statistics (over the valid prompt positions of one utterance; prefill only)
+    ========== =================================== ======= =====================================
+    name       dims                                dtype   meaning
+    ========== =================================== ======= =====================================
+    K          utterance, span, layer, neuron      uint16  positions where the activation > 0
+                                                           (uint32 where the layout asks)
+    T          utterance, span                     uint32  valid positions (not padding/special)
+    act_sum    utterance, span, layer, neuron      float32 sum of the activation over them
+    ========== =================================== ======= =====================================
+
+Per-utterance metadata (dims ``utterance``, or ``utterance, option``)
+    ============== ======= ============================================================
+    utterance      str     utterance id (the index of the ``utterance`` dimension)
+    corpus         str     corpus name (``iemocap``, ``manifest``...)
+    path           str     audio path as listed by the corpus
+    speaker        str     speaker id, ``""`` when unknown
+    emotion        str     gold emotion (canonical name)
+    split          str     published split, ``""`` when none
+    duration       float32 seconds of decoded audio, NaN until processed
+    options        str     (utterance, option): emotion shown as option number i+1
+    raw_answer     str     the model's generated text
+    parsed_answer  str     emotion parsed from it, ``""`` when unparseable
+    correct        bool    parsed_answer == emotion
+    n_tokens       int32   prompt length in tokens (all positions, before masking)
+    status         int8    0 pending, 1 done, 2 failed (``STATUS_*``)
+    failure_reason str     why a failed utterance failed, ``""`` otherwise
+    ============== ======= ============================================================
+
+Group attributes (``StoreAttributes``): ``format``, ``schema_version``, ``model`` (id,
+revision, adapter, dtype), ``hook_point``, ``probe`` (template, seed, option_order,
+max_new_tokens), ``labels`` (the option label set), ``layout`` (sizes, chunking),
+``corpus`` (spec strings), ``utterance_digest`` (sha256 of the ordered utterance ids),
+``versions`` (esn and library versions), ``created`` (ISO 8601 UTC).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from esn.errors import SchemaError
+
+__all__ = [
+    "FORMAT_NAME",
+    "METADATA_VARIABLES",
+    "SCHEMA_VERSION",
+    "SPANS",
+    "STATISTICS_VARIABLES",
+    "STATUS_DONE",
+    "STATUS_FAILED",
+    "STATUS_PENDING",
+    "ModelInfo",
+    "ProbeInfo",
+    "StoreAttributes",
+    "StoreLayout",
+    "VariableSpec",
+    "utterance_digest",
+]
+
+FORMAT_NAME = "esn-activations"
+SCHEMA_VERSION = 1
+SPANS: tuple[str, ...] = ("audio", "text")
+STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
+STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_DONE: "done", STATUS_FAILED: "failed"}
+COUNT_DTYPES = ("uint16", "uint32")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VariableSpec:
+    """One array of the store: name, dimension names, dtype (``"count"`` = layout's count dtype)."""
+
+    name: str
+    dims: tuple[str, ...]
+    dtype: str
+    description: str
+
+
+STATISTICS_VARIABLES: tuple[VariableSpec, ...] = (
+    VariableSpec(name="K", dims=("utterance", "span", "layer", "neuron"), dtype="count",
+                 description="valid prompt positions where the gate activation is > 0"),
+    VariableSpec(name="T", dims=("utterance", "span"), dtype="uint32",
+                 description="valid prompt positions (not padding, not special tokens)"),
+    VariableSpec(name="act_sum", dims=("utterance", "span", "layer", "neuron"), dtype="float32",
+                 description="sum of the gate activation over the valid prompt positions"),
+)
+
+METADATA_VARIABLES: tuple[VariableSpec, ...] = (
+    VariableSpec(name="utterance", dims=("utterance",), dtype="str", description="utterance id"),
+    VariableSpec(name="corpus", dims=("utterance",), dtype="str", description="corpus name"),
+    VariableSpec(name="path", dims=("utterance",), dtype="str", description="audio path"),
+    VariableSpec(name="speaker", dims=("utterance",), dtype="str",
+                 description="speaker id, empty when unknown"),
+    VariableSpec(name="emotion", dims=("utterance",), dtype="str", description="gold emotion"),
+    VariableSpec(name="split", dims=("utterance",), dtype="str",
+                 description="published split, empty when none"),
+    VariableSpec(name="duration", dims=("utterance",), dtype="float32",
+                 description="seconds of decoded audio, NaN until processed"),
+    VariableSpec(name="options", dims=("utterance", "option"), dtype="str",
+                 description="emotion presented as option number i+1"),
+    VariableSpec(name="raw_answer", dims=("utterance",), dtype="str",
+                 description="generated answer text"),
+    VariableSpec(name="parsed_answer", dims=("utterance",), dtype="str",
+                 description="emotion parsed from the answer, empty when unparseable"),
+    VariableSpec(name="correct", dims=("utterance",), dtype="bool",
+                 description="parsed answer equals the gold emotion"),
+    VariableSpec(name="n_tokens", dims=("utterance",), dtype="int32",
+                 description="prompt length in tokens"),
+    VariableSpec(name="status", dims=("utterance",), dtype="int8",
+                 description="0 pending, 1 done, 2 failed"),
+    VariableSpec(name="failure_reason", dims=("utterance",), dtype="str",
+                 description="why the utterance failed, empty otherwise"),
+)
+
+# Metadata known when the store is created; the rest arrives with each written chunk.
+CORPUS_FIELDS: tuple[str, ...] = ("utterance", "corpus", "path", "speaker", "emotion", "split")
+RESULT_FIELDS: tuple[str, ...] = (
+    "duration", "options", "raw_answer", "parsed_answer", "correct", "n_tokens",
+    "failure_reason",
+)
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise SchemaError(message)
+
+
+def _as_str_tuple(value: Iterable[Any], name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise SchemaError(f"{name} must be a list of strings, not the string {value!r}")
+    items = tuple(value)
+    _require(all(isinstance(v, str) and v for v in items),
+             f"{name} must hold non-empty strings, got {list(items)!r}")
+    return items
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoreLayout:
+    """Sizes and chunking of a store. Statistics chunks hold whole layers of one chunk of
+    ``utterance_chunk`` utterances: ``(utterance_chunk, n_spans, 1, n_neurons)``."""
+
+    n_utterances: int
+    n_layers: int
+    n_neurons: int
+    n_options: int
+    utterance_chunk: int = 64
+    count_dtype: str = "uint16"
+    spans: tuple[str, ...] = SPANS
+
+    def __post_init__(self) -> None:
+        for name in ("n_utterances", "n_layers", "n_neurons", "n_options", "utterance_chunk"):
+            value = getattr(self, name)
+            _require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                     f"layout.{name} must be a positive integer, got {value!r}")
+        _require(self.count_dtype in COUNT_DTYPES,
+                 f"layout.count_dtype must be one of {COUNT_DTYPES}, got {self.count_dtype!r}")
+        object.__setattr__(self, "spans", _as_str_tuple(self.spans, "layout.spans"))
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_utterances // self.utterance_chunk)
+
+    @property
+    def statistics_chunks(self) -> tuple[int, int, int, int]:
+        return (self.utterance_chunk, len(self.spans), 1, self.n_neurons)
+
+    @property
+    def max_count(self) -> int:
+        return 2**16 - 1 if self.count_dtype == "uint16" else 2**32 - 1
+
+    def chunk_slice(self, chunk: int) -> slice:
+        """Utterance indices covered by chunk number ``chunk``."""
+        _require(0 <= chunk < self.n_chunks, f"chunk {chunk} outside 0..{self.n_chunks - 1}")
+        start = chunk * self.utterance_chunk
+        return slice(start, min(start + self.utterance_chunk, self.n_utterances))
+
+    def shape_of(self, spec: VariableSpec) -> tuple[int, ...]:
+        sizes = {"utterance": self.n_utterances, "span": len(self.spans), "layer": self.n_layers,
+                 "neuron": self.n_neurons, "option": self.n_options}
+        return tuple(sizes[d] for d in spec.dims)
+
+    def dtype_of(self, spec: VariableSpec) -> str:
+        return self.count_dtype if spec.dtype == "count" else spec.dtype
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["spans"] = list(self.spans)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoreLayout:
+        return _from_dict(cls, data, "layout")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    """Which model produced the statistics."""
+
+    id: str
+    revision: str = ""
+    adapter: str = ""
+    dtype: str = ""
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.id, str) and bool(self.id), "model.id must be a non-empty string")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
+        return _from_dict(cls, data, "model")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ProbeInfo:
+    """How the emotion question was asked."""
+
+    template: str
+    seed: int = 0
+    option_order: str = "random"
+    max_new_tokens: int = 20
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.template, str) and bool(self.template),
+                 "probe.template must be a non-empty string")
+        _require(self.option_order in ("random", "fixed"),
+                 f"probe.option_order must be 'random' or 'fixed', got {self.option_order!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbeInfo:
+        return _from_dict(cls, data, "probe")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StoreAttributes:
+    """Everything stored in the group attributes of an activation store."""
+
+    model: ModelInfo
+    probe: ProbeInfo
+    labels: tuple[str, ...]
+    layout: StoreLayout
+    utterance_digest: str
+    corpus: tuple[str, ...] = ()
+    hook_point: str = "mlp.act_fn"
+    versions: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    created: str = ""
+    schema_version: int = SCHEMA_VERSION
+    format: str = FORMAT_NAME
+
+    def __post_init__(self) -> None:
+        _require(self.format == FORMAT_NAME,
+                 f"not an esn activation store (format {self.format!r}, expected {FORMAT_NAME!r})")
+        _require(self.schema_version == SCHEMA_VERSION,
+                 f"store schema version {self.schema_version!r} is not supported "
+                 f"(this esn reads version {SCHEMA_VERSION})")
+        labels = _as_str_tuple(self.labels, "labels")
+        _require(len(set(labels)) == len(labels), f"labels repeat: {list(labels)!r}")
+        _require(len(labels) == self.layout.n_options,
+                 f"{len(labels)} labels but layout.n_options = {self.layout.n_options}")
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "corpus", tuple(self.corpus))
+        object.__setattr__(self, "versions", dict(self.versions))
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a rerun to resume this store rather than be refused."""
+        data = self.to_dict()
+        for key in ("versions", "created"):
+            data.pop(key)
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "schema_version": self.schema_version,
+            "model": self.model.to_dict(),
+            "hook_point": self.hook_point,
+            "probe": self.probe.to_dict(),
+            "labels": list(self.labels),
+            "layout": self.layout.to_dict(),
+            "corpus": list(self.corpus),
+            "utterance_digest": self.utterance_digest,
+            "versions": dict(self.versions),
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StoreAttributes:
+        _require(isinstance(data, Mapping), "store attributes must be a JSON object")
+        fmt = data.get("format")
+        _require(fmt == FORMAT_NAME,
+                 f"not an esn activation store (format {fmt!r}, expected {FORMAT_NAME!r})")
+        version = data.get("schema_version")
+        _require(version == SCHEMA_VERSION,
+                 f"store schema version {version!r} is not supported "
+                 f"(this esn reads version {SCHEMA_VERSION})")
+        nested = {"model": ModelInfo, "probe": ProbeInfo, "layout": StoreLayout}
+        values = dict(data)
+        for key, kind in nested.items():
+            _require(isinstance(values.get(key), Mapping), f"store attribute {key!r} missing")
+            values[key] = kind.from_dict(values[key])
+        return _from_dict(cls, values, "store attributes")
+
+
+def utterance_digest(ids: Sequence[str]) -> str:
+    """sha256 over the ordered utterance ids: a changed corpus or order changes it."""
+    h = hashlib.sha256()
+    for item in ids:
+        h.update(item.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _from_dict(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    _require(not unknown, f"{where}: unknown keys {unknown}")
+    try:
+        return cls(**dict(data))
+    except TypeError as exc:  # missing required keys
+        raise SchemaError(f"{where}: {exc}") from exc
