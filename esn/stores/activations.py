@@ -115,6 +115,14 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url, "ok": self.ok, "problems": list(self.problems),
+            "notes": list(self.notes),
+            "progress": None if self.progress is None else dataclasses.asdict(self.progress),
+            "incomplete_chunks": list(self.incomplete_chunks),
+        }
+
     def raise_if_invalid(self) -> None:
         if self.problems:
             raise StoreValidationError(f"{self.url}: " + "; ".join(self.problems))

@@ -1,0 +1,62 @@
+"""Human-readable text for store summaries (``esn info``) and validation reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esn.stores.activations import ValidationReport
+
+__all__ = ["format_bytes", "format_info", "format_validation"]
+
+
+def format_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """The ``esn info`` table for ``ActivationStore.info()``."""
+    model = info["model"]
+    sizes, progress = info["sizes"], info["progress"]
+    chunking, nbytes = info["chunking"], info["bytes"]
+    total = progress["done"] + progress["failed"] + progress["pending"]
+    model_line = model["id"] + (f" @ {model['revision']}" if model["revision"] else "")
+    extras = ", ".join(f"{k} {model[k]}" for k in ("adapter", "dtype") if model[k])
+    ratio = f"{nbytes['ratio']:.2f}x" if nbytes["ratio"] else "-"
+    lines = [
+        f"store       {info['url']}",
+        f"schema      version {info['schema_version']}, created {info['created'] or '-'}",
+        f"model       {model_line}" + (f" ({extras})" if extras else ""),
+        f"hook point  {info['hook_point']}",
+        f"labels      {', '.join(info['labels'])}",
+        f"corpus      {', '.join(info['corpus']) or '-'}",
+        f"sizes       {sizes['utterances']} utterances x {sizes['layers']} layers x "
+        f"{sizes['neurons_per_layer']} neurons ({sizes['neurons']} in all), "
+        f"spans {'/'.join(sizes['spans'])}",
+        f"progress    {progress['done']} done, {progress['failed']} failed, "
+        f"{progress['pending']} left (of {total})",
+        f"chunking    {chunking['n_chunks']} chunks of {chunking['utterance_chunk']} utterances; "
+        f"statistics chunk {tuple(chunking['statistics_chunk_shape'])}, "
+        f"counts {chunking['count_dtype']}",
+        f"on disk     {format_bytes(nbytes['stored'])} stored for "
+        f"{format_bytes(nbytes['raw_written'])} raw ({ratio})",
+    ]
+    return "\n".join(lines)
+
+
+def format_validation(report: ValidationReport) -> str:
+    """One verdict line, then problems and notes, one per line."""
+    verdict = "valid" if report.ok else f"INVALID ({len(report.problems)} problem(s))"
+    lines = [f"{report.url}: {verdict}"]
+    if report.progress is not None:
+        p = report.progress
+        lines.append(f"  {p.done} done, {p.failed} failed, {p.pending} left")
+    lines += [f"  problem: {p}" for p in report.problems]
+    lines += [f"  note: {n}" for n in report.notes]
+    return "\n".join(lines)
