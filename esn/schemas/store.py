@@ -309,7 +309,7 @@ class StoreAttributes:
         _require(version == SCHEMA_VERSION,
                  f"store schema version {version!r} is not supported "
                  f"(this esn reads version {SCHEMA_VERSION})")
-        nested = {"model": ModelInfo, "probe": ProbeInfo, "layout": StoreLayout}
+        nested: dict[str, Any] = {"model": ModelInfo, "probe": ProbeInfo, "layout": StoreLayout}
         values = dict(data)
         for key, kind in nested.items():
             _require(isinstance(values.get(key), Mapping), f"store attribute {key!r} missing")

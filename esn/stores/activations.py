@@ -274,7 +274,7 @@ class ActivationStore:
         return self._read_status()[0]
 
     def _read_status(self) -> tuple[np.ndarray, list[int]]:
-        arr = self._group["status"]
+        arr = self._array("status")
         out = np.full(self.layout.n_utterances, STATUS_PENDING, dtype=np.int8)
         unreadable = []
         for chunk in range(self.layout.n_chunks):
@@ -295,7 +295,7 @@ class ActivationStore:
                 if (status[self.layout.chunk_slice(c)] == STATUS_PENDING).any()]
 
     def utterance_ids(self) -> np.ndarray:
-        return np.asarray(self._group["utterance"][...], dtype=object)
+        return np.asarray(self._array("utterance")[...], dtype=object)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -318,10 +318,10 @@ class ActivationStore:
         batch.check(layout)
         sl = slice(start, stop)
         for spec in STATISTICS_VARIABLES:
-            self._group[spec.name][sl] = getattr(batch, spec.name)
+            self._array(spec.name)[sl] = getattr(batch, spec.name)
         for name in RESULT_FIELDS:
-            self._group[name][sl] = _to_store_values(getattr(batch, name))
-        self._group["status"][sl] = np.asarray(batch.status, dtype=np.int8)
+            self._array(name)[sl] = _to_store_values(getattr(batch, name))
+        self._array("status")[sl] = np.asarray(batch.status, dtype=np.int8)
 
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
         """Record utterances as failed (e.g. unreadable audio) without statistics."""
@@ -329,8 +329,11 @@ class ActivationStore:
         if len(indices) != len(reasons) or not all(reasons):
             raise ValueError("mark_failed needs one non-empty reason per index")
         for i, reason in zip(indices, reasons, strict=True):
-            self._group["failure_reason"][i] = reason
-            self._group["status"][i] = STATUS_FAILED
+            self._array("failure_reason")[i] = reason
+            self._array("status")[i] = STATUS_FAILED
+
+    def _array(self, name: str) -> zarr.Array:
+        return _array(self._group, name)
 
     def _require_writable(self) -> None:
         if self._group.read_only:
@@ -374,7 +377,7 @@ class ActivationStore:
         problems = []
         sl = self.layout.chunk_slice(chunk)
         for spec in STATISTICS_VARIABLES:
-            arr = self._group[spec.name]
+            arr = self._array(spec.name)
             n_chunks_per_utterance_chunk = int(np.prod(arr.cdata_shape[1:]))
             keys = [
                 "c/" + "/".join(str(i) for i in (chunk, *rest))
@@ -411,7 +414,8 @@ class ActivationStore:
         coords = {}
         for spec in METADATA_VARIABLES:
             if spec.name in metadata:
-                coords[spec.name] = (spec.dims, _from_store_values(self._group[spec.name][...]))
+                values = np.asarray(self._array(spec.name)[...])
+                coords[spec.name] = (spec.dims, _from_store_values(values))
         ds = ds.assign_coords(coords)
         ds.attrs = self.attributes.to_dict()
         return ds
@@ -422,7 +426,7 @@ class ActivationStore:
         progress = self.progress()
         raw = stored = 0
         for name in self._group.array_keys():
-            arr = self._group[name]
+            arr = self._array(name)
             stored += arr.nbytes_stored()
             chunk_bytes = int(np.prod(arr.chunks)) * arr.dtype.itemsize
             raw += min(arr.nbytes, arr.nchunks_initialized * chunk_bytes)
@@ -500,7 +504,7 @@ def _create_arrays(group: zarr.Group, layout: StoreLayout, labels: Sequence[str]
             overwrite=True,
         )
         arr[...] = values
-    group["options"].attrs["labels"] = list(labels)
+    _array(group, "options").attrs["labels"] = list(labels)
 
 
 def _write_corpus_metadata(group: zarr.Group, utterances: Sequence[Utterance]) -> None:
@@ -514,7 +518,14 @@ def _write_corpus_metadata(group: zarr.Group, utterances: Sequence[Utterance]) -
     }
     assert set(values) == set(CORPUS_FIELDS)
     for name, column in values.items():
-        group[name][...] = np.asarray(column, dtype=object)
+        _array(group, name)[...] = np.asarray(column, dtype=object)
+
+
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise StoreValidationError(f"{group.store_path}: {name!r} is a group, not an array")
+    return node
 
 
 def _to_store_values(values: np.ndarray) -> np.ndarray:
@@ -529,10 +540,12 @@ def _check_array(group: zarr.Group, spec: VariableSpec, layout: StoreLayout) -> 
     if spec.name not in group:
         return [f"array {spec.name!r} is missing"]
     arr = group[spec.name]
+    if not isinstance(arr, zarr.Array):
+        return [f"{spec.name!r} is a group, not an array"]
     problems = []
     if tuple(arr.shape) != layout.shape_of(spec):
         problems.append(f"{spec.name}: shape {arr.shape}, expected {layout.shape_of(spec)}")
-    dims = tuple(arr.metadata.dimension_names or ())
+    dims = tuple(getattr(arr.metadata, "dimension_names", None) or ())
     if dims != spec.dims:
         problems.append(f"{spec.name}: dimensions {dims}, expected {spec.dims}")
     dtype = layout.dtype_of(spec)

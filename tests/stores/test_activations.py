@@ -14,6 +14,8 @@ import dask
 import numpy as np
 import pytest
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import esn
 from esn.errors import (
@@ -293,3 +295,32 @@ def test_sigkill_mid_append_then_resume_equals_one_go(tmp_path: Path) -> None:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     assert {k: v for k, v in a.attrs.items() if k != "created"} == {
         k: v for k, v in b.attrs.items() if k != "created"}
+
+
+@st.composite
+def chunked_writes(draw):
+    n = draw(st.integers(1, 23))
+    chunk = draw(st.integers(1, 8))
+    n_chunks = -(-n // chunk)
+    cuts = sorted(draw(st.sets(st.integers(1, n_chunks - 1), max_size=n_chunks - 1))) \
+        if n_chunks > 1 else []
+    bounds = [0, *(c * chunk for c in cuts), n]
+    return n, chunk, list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+@settings(max_examples=20, deadline=None)
+@given(chunked_writes(), st.integers(0, 2**16))
+def test_any_chunk_aligned_partition_round_trips(plan, seed: int) -> None:
+    n, chunk, pieces = plan
+    url = f"memory://esn-prop-{seed}-{n}-{chunk}-{len(pieces)}"
+    store = ActivationStore.create(url, **store_kwargs(n, 2, 3, chunk), if_exists="overwrite")
+    rng = np.random.default_rng(seed)
+    written = [(a, make_batch(rng, b - a, 2, 3, fail_every=3)) for a, b in pieces]
+    for start, batch in written:
+        store.write_batch(start, batch)
+    expected = expected_arrays(written)
+    ds = esn.open_store(url)
+    for name in ("K", "T", "act_sum", "status", "correct"):
+        np.testing.assert_array_equal(ds[name].values, expected[name])
+    assert ds.options.values.tolist() == expected["options"].tolist()
+    assert store.progress().pending == 0 and store.validate(deep=True).ok
