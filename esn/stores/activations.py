@@ -27,8 +27,16 @@ x 2 spans x 18944 neurons, 4 layers, 2-core machine; ratio raw/stored, MB/s of r
 blosc lz4 with bitshuffle is within 2% of the best ratio and the fastest writer, so every
 statistic uses it. K as uint32 stores in the same bytes as uint16 (ratio 4.14 vs 2.09) but
 decodes 1.5x more raw data, so counts are uint16 unless an utterance has > 65535 positions.
-Chunks hold one layer of ``utterance_chunk`` (default 64) utterances: a few MB per chunk,
-large enough for Dask and small enough for a writer to buffer.
+Chunks hold one layer of ``utterance_chunk`` utterances. ``benchmarks/store_chunks.py``
+(512 utterances x 4 layers x 18944 neurons; write, then ``K.sum(span).groupby(emotion)``
+on the threaded scheduler; baseline = chunk 16 in the same run):
+
+    chunk     16     32     64    128    256
+    write s   1.78   1.51   1.24   1.31   1.29
+    reduce s  1.96   0.91   0.66   0.55   0.52   (2.96x faster than 16 at 64, 3.56x at 128)
+
+The default of 64 reads within 20% of 128 while a writer of a 28-layer 7B model buffers
+half as much (407 MB instead of 815 MB of statistics per chunk).
 """
 
 from __future__ import annotations
