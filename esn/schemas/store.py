@@ -264,11 +264,7 @@ class StoreAttributes:
     format: str = FORMAT_NAME
 
     def __post_init__(self) -> None:
-        _require(self.format == FORMAT_NAME,
-                 f"not an esn activation store (format {self.format!r}, expected {FORMAT_NAME!r})")
-        _require(self.schema_version == SCHEMA_VERSION,
-                 f"store schema version {self.schema_version!r} is not supported "
-                 f"(this esn reads version {SCHEMA_VERSION})")
+        _check_format_and_version(self.format, self.schema_version)
         labels = _as_str_tuple(self.labels, "labels")
         _require(len(set(labels)) == len(labels), f"labels repeat: {list(labels)!r}")
         _require(len(labels) == self.layout.n_options,
@@ -302,19 +298,22 @@ class StoreAttributes:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StoreAttributes:
         _require(isinstance(data, Mapping), "store attributes must be a JSON object")
-        fmt = data.get("format")
-        _require(fmt == FORMAT_NAME,
-                 f"not an esn activation store (format {fmt!r}, expected {FORMAT_NAME!r})")
-        version = data.get("schema_version")
-        _require(version == SCHEMA_VERSION,
-                 f"store schema version {version!r} is not supported "
-                 f"(this esn reads version {SCHEMA_VERSION})")
+        # Format and version first: another version may differ in every other key.
+        _check_format_and_version(data.get("format"), data.get("schema_version"))
         nested: dict[str, Any] = {"model": ModelInfo, "probe": ProbeInfo, "layout": StoreLayout}
         values = dict(data)
         for key, kind in nested.items():
             _require(isinstance(values.get(key), Mapping), f"store attribute {key!r} missing")
             values[key] = kind.from_dict(values[key])
         return _from_dict(cls, values, "store attributes")
+
+
+def _check_format_and_version(fmt: Any, version: Any) -> None:
+    _require(fmt == FORMAT_NAME,
+             f"not an esn activation store (format {fmt!r}, expected {FORMAT_NAME!r})")
+    _require(version == SCHEMA_VERSION,
+             f"store schema version {version!r} is not supported "
+             f"(this esn reads version {SCHEMA_VERSION})")
 
 
 def utterance_digest(ids: Sequence[str]) -> str:

@@ -533,7 +533,9 @@ def _array(group: zarr.Group, name: str) -> zarr.Array:
     node = group[name]
     if not isinstance(node, zarr.Array):
         raise StoreValidationError(f"{group.store_path}: {name!r} is a group, not an array")
-    return node
+    # Write every chunk, even one equal to the fill value (e.g. all-zero counts): a finished
+    # chunk must exist on disk, so a missing file always means a lost write.
+    return node.with_config({"write_empty_chunks": True})
 
 
 def _to_store_values(values: np.ndarray) -> np.ndarray:

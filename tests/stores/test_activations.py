@@ -324,3 +324,17 @@ def test_any_chunk_aligned_partition_round_trips(plan, seed: int) -> None:
         np.testing.assert_array_equal(ds[name].values, expected[name])
     assert ds.options.values.tolist() == expected["options"].tolist()
     assert store.progress().pending == 0 and store.validate(deep=True).ok
+
+
+def test_all_zero_chunks_are_written_and_validate(tmp_path: Path) -> None:
+    """zarr skips chunks equal to the fill value by default; a finished chunk must exist."""
+    url = tmp_path / "s.zarr"
+    store = ActivationStore.create(url, **store_kwargs(8, N_LAYERS, N_NEURONS, CHUNK))
+    batch = make_batch(np.random.default_rng(0), 4, N_LAYERS, N_NEURONS, fail_every=1)
+    assert not batch.K.any()
+    store.write_batch(0, batch)
+    reopened = ActivationStore.open(url, mode="r+")
+    reopened.write_batch(4, batch)
+    report = reopened.validate(deep=True)
+    assert report.ok, report.problems
+    assert reopened.progress().failed == 8
