@@ -1,23 +1,32 @@
-"""Shared pieces of the corpus loaders: the problem record, the loader result, layout helpers."""
+"""Shared pieces of the corpus loaders: the problem record, the loader result and its collector,
+layout helpers, the file-name loop of the wav-folder corpora, and CSV label-file reading.
+"""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from esn.errors import CorpusError
+from esn.pipeline.corpora.emotions import lookup_code
 from esn.schemas.utterance import Utterance
 
 __all__ = [
+    "Collector",
     "LoadResult",
     "Loader",
+    "NameReading",
     "Problem",
+    "WavName",
     "find_dirs",
+    "read_label_rows",
     "read_text",
+    "read_wav_names",
     "require_dir",
     "require_file",
     "text_stream",
@@ -62,6 +71,100 @@ class LoadResult:
 
 
 Loader = Callable[[Path], LoadResult]
+
+
+@dataclasses.dataclass
+class Collector:
+    """What a loader has found so far, in order; ``result()`` makes the ``LoadResult``.
+
+    The steps every loader shares are methods: looking a code up (recording an unknown code,
+    counting an unlabelled one), checking that a labelled item's audio exists, adding an
+    utterance. Problems of a corpus's own go straight into ``problems``.
+    """
+
+    corpus: str
+    utterances: list[Utterance] = dataclasses.field(default_factory=list)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    n_unlabelled: int = 0
+
+    def emotion(
+        self,
+        code: str,
+        codes: Mapping[str, str | None],
+        *,
+        path: str,
+        reason: str,
+        split: str | None = None,
+    ) -> str | None:
+        """``code``'s canonical emotion from a corpus code table (see ``lookup_code``).
+
+        None for an item to skip: a code not in ``codes`` is recorded as a problem (``path``,
+        ``reason``, ``split``); one the table marks as unlabelled is counted.
+        """
+        try:
+            emotion = lookup_code(code, codes)
+        except KeyError:
+            self.problems.append(Problem(path=path, reason=reason, split=split))
+            return None
+        if emotion is None:
+            self.n_unlabelled += 1
+        return emotion
+
+    def audio_found(
+        self,
+        audio: Path,
+        where: str,
+        *,
+        emotion: str,
+        split: str | None = None,
+        listed: str = "labelled",
+    ) -> bool:
+        """Whether ``audio`` is a file; if not, records the problem ``audio file not found``.
+
+        ``where`` names the label-file line (``file.csv:12``) and ``listed`` the verb before it in
+        the reason: ``audio file not found (labelled in file.csv:12)``.
+        """
+        if audio.is_file():
+            return True
+        self.problems.append(
+            Problem(
+                path=str(audio),
+                reason=f"audio file not found ({listed} in {where})",
+                emotion=emotion,
+                split=split,
+            )
+        )
+        return False
+
+    def add(
+        self,
+        audio: Path,
+        *,
+        id: str,
+        emotion: str,
+        raw_label: str,
+        speaker: str | None,
+        split: str | None,
+    ) -> None:
+        """Add the utterance of ``audio`` (its path resolved) to this corpus's list."""
+        self.utterances.append(
+            Utterance(
+                id=id,
+                corpus=self.corpus,
+                path=str(audio.resolve()),
+                emotion=emotion,
+                raw_label=raw_label,
+                speaker=speaker,
+                split=split,
+            )
+        )
+
+    def result(self) -> LoadResult:
+        return LoadResult(
+            utterances=tuple(self.utterances),
+            problems=tuple(self.problems),
+            n_unlabelled=self.n_unlabelled,
+        )
 
 
 def require_dir(root: str | os.PathLike[str], corpus: str, expected: str) -> Path:
@@ -130,3 +233,105 @@ def unique_id(base: str, seen: set[str]) -> str:
         candidate = f"{base}-{n}"
     seen.add(candidate)
     return candidate
+
+
+def read_label_rows(
+    label_file: Path,
+    corpus: str,
+    required: Sequence[str] = (),
+    *,
+    expected: Sequence[str] | None = None,
+    lower: bool = False,
+    check: Callable[[list[str]], None] | None = None,
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a CSV label file, each with its row number (the header is row 1).
+
+    Column names are stripped (and lower-cased with ``lower``) and checked before any row is
+    read: a column of ``required`` that is missing raises ``CorpusError`` naming it and the
+    ``expected`` columns (by default the required ones). ``check``, when given, gets the column
+    names and does the checking instead.
+    """
+    reader = csv.DictReader(text_stream(read_text(label_file)))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    if lower:
+        columns = [c.lower() for c in columns]
+    if check is not None:
+        check(columns)
+    else:
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise CorpusError(
+                f"{corpus}: {label_file} lacks column(s) {', '.join(missing)} "
+                f"(expected {', '.join(required if expected is None else expected)})"
+            )
+    reader.fieldnames = columns
+    return enumerate(reader, start=2)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WavName:
+    """What a wav-folder corpus (CREMA-D, RAVDESS, TESS, ESD) reads from one file's name or folders.
+
+    Attributes:
+        raw_label: The emotion code as written (``ANG``, ``05``, ``Angry``...).
+        speaker: Speaker id.
+        split: Split of the file, or None when the corpus publishes none.
+        code: The key to look up in the code table when it is not ``raw_label`` itself (TESS
+            looks labels up lower-cased).
+        misnamed: For a file whose label comes from its folder but whose own name is wrong, the
+            reason to record (with the emotion) instead of listing it.
+    """
+
+    raw_label: str
+    speaker: str | None
+    split: str | None = None
+    code: str | None = None
+    misnamed: str | None = None
+
+
+# A ``WavName``; a reason string for a name the corpus cannot read (recorded as a problem); or
+# None for a file that is not the corpus's (skipped).
+NameReading = WavName | str | None
+
+
+def read_wav_names(
+    corpus: str,
+    codes: Mapping[str, str | None],
+    named: Iterable[tuple[Path, NameReading]],
+    *,
+    unknown: str = "unknown emotion code",
+) -> LoadResult:
+    """List the wavs of a wav-folder corpus from what their names say, in the order given.
+
+    Each item pairs a wav with its ``NameReading``. A label not in ``codes`` is a problem
+    ``"{unknown} 'CODE'"``; one the table marks unlabelled is counted, not listed. Utterance ids
+    are the file stems.
+    """
+    out = Collector(corpus)
+    for wav, name in named:
+        if name is None:
+            continue
+        if isinstance(name, str):
+            out.problems.append(Problem(path=str(wav), reason=name))
+            continue
+        emotion = out.emotion(
+            name.raw_label if name.code is None else name.code,
+            codes,
+            path=str(wav),
+            reason=f"{unknown} {name.raw_label!r}",
+            split=name.split,
+        )
+        if emotion is None:
+            continue
+        if name.misnamed is not None:
+            out.problems.append(Problem(path=str(wav), reason=name.misnamed, emotion=emotion))
+            continue
+        out.add(
+            wav,
+            id=wav.stem,
+            emotion=emotion,
+            raw_label=name.raw_label,
+            speaker=name.speaker,
+            split=name.split,
+        )
+    return out.result()

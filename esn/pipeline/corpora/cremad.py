@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, require_dir
-from esn.pipeline.corpora.emotions import lookup_code
-from esn.schemas.utterance import Utterance
+from esn.pipeline.corpora.base import LoadResult, NameReading, WavName, read_wav_names, require_dir
 
 __all__ = ["CREMAD_CODES", "load_cremad"]
 
@@ -37,30 +36,12 @@ def load_cremad(root: str | os.PathLike[str]) -> LoadResult:
     files = sorted(f for f in folder.glob("*.wav") if not f.name.startswith("."))
     if not files:
         raise CorpusError(f"{CORPUS}: no .wav files in {folder} (expected {_EXPECTED})")
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
-    for wav in files:
-        match = _NAME.match(wav.stem)
-        if match is None:
-            problems.append(Problem(path=str(wav), reason="not a CREMA-D file name"))
-            continue
-        actor, _sentence, code, _level = match.groups()
-        try:
-            emotion = lookup_code(code, CREMAD_CODES)
-        except KeyError:
-            problems.append(Problem(path=str(wav), reason=f"unknown emotion code {code!r}"))
-            continue
-        if emotion is None:
-            continue
-        utterances.append(
-            Utterance(
-                id=wav.stem,
-                corpus=CORPUS,
-                path=str(wav.resolve()),
-                emotion=emotion,
-                raw_label=code,
-                speaker=actor,
-                split=None,
-            )
-        )
-    return LoadResult(utterances=tuple(utterances), problems=tuple(problems))
+    return read_wav_names(CORPUS, CREMAD_CODES, ((wav, _read_name(wav)) for wav in files))
+
+
+def _read_name(wav: Path) -> NameReading:
+    match = _NAME.match(wav.stem)
+    if match is None:
+        return "not a CREMA-D file name"
+    actor, _sentence, code, _level = match.groups()
+    return WavName(raw_label=code, speaker=actor)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, require_dir
-from esn.pipeline.corpora.emotions import lookup_code
-from esn.schemas.utterance import Utterance
+from esn.pipeline.corpora.base import LoadResult, NameReading, WavName, read_wav_names, require_dir
 
 __all__ = ["ESD_CODES", "ESD_SPLITS", "load_esd"]
 
@@ -39,43 +38,29 @@ def load_esd(root: str | os.PathLike[str]) -> LoadResult:
     """Read every ESD wav; emotion from its emotion folder, split from its split folder if any."""
     base = require_dir(root, CORPUS, _EXPECTED)
     speakers = _speaker_dirs(base) or [d for sub in _subdirs(base) for d in _speaker_dirs(sub)]
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
+    result = read_wav_names(
+        CORPUS, ESD_CODES, _read_names(speakers), unknown="unknown emotion folder"
+    )
+    if not result.utterances and not result.problems:
+        raise CorpusError(f"{CORPUS}: no ESD wav files under {base} (expected {_EXPECTED})")
+    return result
+
+
+def _read_names(speakers: list[Path]) -> Iterator[tuple[Path, NameReading]]:
+    """Every wav of the speaker folders with its labels, which come from its folders."""
     for speaker_dir in speakers:
         for emotion_dir in _subdirs(speaker_dir):
             for wav, split in _wavs(emotion_dir):
-                try:
-                    emotion = lookup_code(emotion_dir.name, ESD_CODES)
-                except KeyError:
-                    problems.append(
-                        Problem(
-                            path=str(wav),
-                            reason=f"unknown emotion folder {emotion_dir.name!r}",
-                            split=split,
-                        )
-                    )
-                    continue
-                if emotion is None:
-                    continue
-                if not _NAME.match(wav.stem):
-                    problems.append(
-                        Problem(path=str(wav), reason="not an ESD file name", emotion=emotion)
-                    )
-                    continue
-                utterances.append(
-                    Utterance(
-                        id=wav.stem,
-                        corpus=CORPUS,
-                        path=str(wav.resolve()),
-                        emotion=emotion,
+                misnamed = None if _NAME.match(wav.stem) else "not an ESD file name"
+                yield (
+                    wav,
+                    WavName(
                         raw_label=emotion_dir.name,
                         speaker=speaker_dir.name,
                         split=split,
-                    )
+                        misnamed=misnamed,
+                    ),
                 )
-    if not utterances and not problems:
-        raise CorpusError(f"{CORPUS}: no ESD wav files under {base} (expected {_EXPECTED})")
-    return LoadResult(utterances=tuple(utterances), problems=tuple(problems))
 
 
 def _subdirs(folder: Path) -> list[Path]:

@@ -11,9 +11,7 @@ import os
 import re
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, read_text, require_dir
-from esn.pipeline.corpora.emotions import lookup_code
-from esn.schemas.utterance import Utterance
+from esn.pipeline.corpora.base import Collector, LoadResult, Problem, read_text, require_dir
 
 __all__ = ["IEMOCAP_CODES", "load_iemocap"]
 
@@ -59,9 +57,7 @@ def load_iemocap(root: str | os.PathLike[str]) -> LoadResult:
     ]
     if not label_files:
         raise CorpusError(f"{CORPUS}: no label files under {base} (expected {_EXPECTED})")
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
-    n_unlabelled = 0
+    out = Collector(CORPUS)
     seen: set[str] = set()
     for label_file in label_files:
         session = label_file.parents[2]
@@ -70,51 +66,31 @@ def load_iemocap(root: str | os.PathLike[str]) -> LoadResult:
             if match is None:
                 continue
             utt_id, code = match["id"], match["code"]
+            where = f"{label_file.name}:{lineno}"
             dialog = utt_id.rsplit("_", 1)[0]
             wav = session / "sentences" / "wav" / dialog / f"{utt_id}.wav"
-            try:
-                emotion = lookup_code(code, IEMOCAP_CODES)
-            except KeyError:
-                problems.append(
-                    Problem(
-                        path=str(wav),
-                        reason=f"unknown emotion code {code!r} ({label_file.name}:{lineno})",
-                    )
-                )
-                continue
+            reason = f"unknown emotion code {code!r} ({where})"
+            emotion = out.emotion(code, IEMOCAP_CODES, path=str(wav), reason=reason)
             if emotion is None:
-                n_unlabelled += 1
                 continue
             if utt_id in seen:
-                problems.append(
+                out.problems.append(
                     Problem(
                         path=str(wav),
-                        reason=f"duplicate utterance id {utt_id} ({label_file.name}:{lineno})",
+                        reason=f"duplicate utterance id {utt_id} ({where})",
                         emotion=emotion,
                     )
                 )
                 continue
-            if not wav.is_file():
-                problems.append(
-                    Problem(
-                        path=str(wav),
-                        reason=f"audio file not found (labelled in {label_file.name}:{lineno})",
-                        emotion=emotion,
-                    )
-                )
+            if not out.audio_found(wav, where, emotion=emotion):
                 continue
             seen.add(utt_id)
-            utterances.append(
-                Utterance(
-                    id=utt_id,
-                    corpus=CORPUS,
-                    path=str(wav.resolve()),
-                    emotion=emotion,
-                    raw_label=code,
-                    speaker=speaker_of(utt_id),
-                    split=None,
-                )
+            out.add(
+                wav,
+                id=utt_id,
+                emotion=emotion,
+                raw_label=code,
+                speaker=speaker_of(utt_id),
+                split=None,
             )
-    return LoadResult(
-        utterances=tuple(utterances), problems=tuple(problems), n_unlabelled=n_unlabelled
-    )
+    return out.result()

@@ -8,7 +8,6 @@ made unique (``a``, ``a-2``...).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterator
@@ -16,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, read_text, text_stream, unique_id
+from esn.pipeline.corpora.base import (
+    Collector,
+    LoadResult,
+    Problem,
+    read_label_rows,
+    read_text,
+    unique_id,
+)
 from esn.pipeline.corpora.emotions import normalize_label
-from esn.schemas.utterance import Utterance
 
 __all__ = ["MANIFEST_SUFFIXES", "load_manifest"]
 
@@ -39,8 +44,7 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadResult:
     suffix = manifest.suffix.lower()
     if suffix not in MANIFEST_SUFFIXES:
         raise CorpusError(f"{CORPUS}: {manifest} has suffix {suffix!r} (expected {_EXPECTED})")
-    text = read_text(manifest)
-    rows = list(_csv_rows(manifest, text) if suffix == ".csv" else _jsonl_rows(manifest, text))
+    rows = list(_csv_rows(manifest) if suffix == ".csv" else _jsonl_rows(manifest))
     if not rows:
         raise CorpusError(f"{CORPUS}: manifest {manifest} has no rows (expected {_EXPECTED})")
     folder = manifest.parent
@@ -48,38 +52,31 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadResult:
     given = (_text(r.get("id")) for _, r in rows if isinstance(r, dict))
     explicit: set[str] = {i for i in given if i is not None}
     seen: set[str] = set()
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
+    out = Collector(CORPUS)
     for where, row in rows:
         if not isinstance(row, dict):
-            problems.append(Problem(path=where, reason=str(row)))
+            out.problems.append(Problem(path=where, reason=str(row)))
             continue
         audio_text = _text(row.get("path"))
         raw_label = _text(row.get("label")) or _text(row.get("emotion"))
         split = _text(row.get("split"))
         if audio_text is None:
-            problems.append(Problem(path=where, reason="empty path", split=split))
+            out.problems.append(Problem(path=where, reason="empty path", split=split))
             continue
         audio = Path(audio_text).expanduser()
         if not audio.is_absolute():
             audio = folder / audio
         if raw_label is None:
-            problems.append(Problem(path=str(audio), reason=f"empty label ({where})", split=split))
+            out.problems.append(
+                Problem(path=str(audio), reason=f"empty label ({where})", split=split)
+            )
             continue
         emotion = normalize_label(raw_label)
-        if not audio.is_file():
-            problems.append(
-                Problem(
-                    path=str(audio),
-                    reason=f"audio file not found (listed in {where})",
-                    emotion=emotion,
-                    split=split,
-                )
-            )
+        if not out.audio_found(audio, where, emotion=emotion, split=split, listed="listed"):
             continue
         given_id = _text(row.get("id"))
         if given_id is not None and given_id in seen:
-            problems.append(
+            out.problems.append(
                 Problem(
                     path=str(audio),
                     reason=f"duplicate id {given_id!r} ({where})",
@@ -94,18 +91,15 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadResult:
         else:
             utt_id = unique_id(audio.stem, seen | explicit)
             seen.add(utt_id)
-        utterances.append(
-            Utterance(
-                id=utt_id,
-                corpus=CORPUS,
-                path=str(audio.resolve()),
-                emotion=emotion,
-                raw_label=raw_label,
-                speaker=_text(row.get("speaker")),
-                split=split,
-            )
+        out.add(
+            audio,
+            id=utt_id,
+            emotion=emotion,
+            raw_label=raw_label,
+            speaker=_text(row.get("speaker")),
+            split=split,
         )
-    return LoadResult(utterances=tuple(utterances), problems=tuple(problems))
+    return out.result()
 
 
 def _text(value: Any) -> str | None:
@@ -116,19 +110,18 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _csv_rows(manifest: Path, text: str) -> Iterator[tuple[str, dict[str, Any] | str]]:
-    reader = csv.DictReader(text_stream(text))
-    columns = [c.strip().lower() for c in reader.fieldnames or []]
-    _check_columns(manifest, columns)
-    reader.fieldnames = columns
-    for row_number, row in enumerate(reader, start=2):
+def _csv_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    rows = read_label_rows(
+        manifest, CORPUS, lower=True, check=lambda columns: _check_columns(manifest, columns)
+    )
+    for row_number, row in rows:
         yield f"{manifest.name}:{row_number}", dict(row)
 
 
-def _jsonl_rows(manifest: Path, text: str) -> Iterator[tuple[str, dict[str, Any] | str]]:
+def _jsonl_rows(manifest: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
     keys: set[str] = set()
     parsed: list[tuple[str, dict[str, Any] | str]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(read_text(manifest).splitlines(), start=1):
         where = f"{manifest.name}:{lineno}"
         if not line.strip():
             continue

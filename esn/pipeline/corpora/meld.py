@@ -7,21 +7,18 @@ non-UTF-8 bytes in the Utterance column, so they are decoded leniently.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 from esn.errors import CorpusError
 from esn.pipeline.corpora.base import (
+    Collector,
     LoadResult,
     Problem,
     find_dirs,
-    read_text,
+    read_label_rows,
     require_dir,
-    text_stream,
 )
-from esn.pipeline.corpora.emotions import lookup_code
-from esn.schemas.utterance import Utterance
 
 __all__ = ["MELD_CODES", "MELD_SPLITS", "load_meld"]
 
@@ -60,14 +57,13 @@ def load_meld(root: str | os.PathLike[str]) -> LoadResult:
     folders = find_dirs(base, [folder for _, folder in MELD_SPLITS.values()], depth=1)
     if not any(MELD_SPLITS[split][1] in folders for split in MELD_SPLITS):
         raise CorpusError(f"{CORPUS}: no clip folder under {base} (expected {_EXPECTED})")
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
+    out = Collector(CORPUS)
     for split, (csv_name, folder_name) in MELD_SPLITS.items():
         if csv_name not in csvs:
             continue
         folder = folders.get(folder_name)
         if folder is None:
-            problems.append(
+            out.problems.append(
                 Problem(
                     path=str(base / folder_name),
                     reason=f"clip folder {folder_name}/ not found; {split} split skipped",
@@ -75,8 +71,8 @@ def load_meld(root: str | os.PathLike[str]) -> LoadResult:
                 )
             )
             continue
-        _read_split(csvs[csv_name], folder, split, utterances, problems)
-    return LoadResult(utterances=tuple(utterances), problems=tuple(problems))
+        _read_split(csvs[csv_name], folder, split, out)
+    return out.result()
 
 
 def _find_files(base: Path, names: list[str]) -> dict[str, Path]:
@@ -90,23 +86,8 @@ def _find_files(base: Path, names: list[str]) -> dict[str, Path]:
     return found
 
 
-def _read_split(
-    label_file: Path,
-    folder: Path,
-    split: str,
-    utterances: list[Utterance],
-    problems: list[Problem],
-) -> None:
-    reader = csv.DictReader(text_stream(read_text(label_file)))
-    columns = [c.strip() for c in reader.fieldnames or []]
-    missing = [c for c in _REQUIRED if c not in columns]
-    if missing:
-        raise CorpusError(
-            f"{CORPUS}: {label_file} lacks column(s) {', '.join(missing)} "
-            f"(expected {', '.join(_REQUIRED)})"
-        )
-    reader.fieldnames = columns
-    for row_number, row in enumerate(reader, start=2):
+def _read_split(label_file: Path, folder: Path, split: str, out: Collector) -> None:
+    for row_number, row in read_label_rows(label_file, CORPUS, _REQUIRED):
         where = f"{label_file.name}:{row_number}"
         dialogue, utt = (
             (row.get("Dialogue_ID") or "").strip(),
@@ -114,7 +95,7 @@ def _read_split(
         )
         code = (row.get("Emotion") or "").strip().lower()
         if not dialogue.isdigit() or not utt.isdigit():
-            problems.append(
+            out.problems.append(
                 Problem(
                     path=f"{label_file}:{row_number}",
                     reason="bad Dialogue_ID/Utterance_ID",
@@ -123,34 +104,18 @@ def _read_split(
             )
             continue
         clip = folder / f"dia{int(dialogue)}_utt{int(utt)}.mp4"
-        try:
-            emotion = lookup_code(code, MELD_CODES)
-        except KeyError:
-            problems.append(
-                Problem(path=str(clip), reason=f"unknown emotion {code!r} ({where})", split=split)
-            )
-            continue
+        reason = f"unknown emotion {code!r} ({where})"
+        emotion = out.emotion(code, MELD_CODES, path=str(clip), reason=reason, split=split)
         if emotion is None:
             continue
-        if not clip.is_file():
-            problems.append(
-                Problem(
-                    path=str(clip),
-                    reason=f"audio file not found (labelled in {where})",
-                    emotion=emotion,
-                    split=split,
-                )
-            )
+        if not out.audio_found(clip, where, emotion=emotion, split=split):
             continue
         speaker = (row.get("Speaker") or "").strip() or None
-        utterances.append(
-            Utterance(
-                id=f"{split}_dia{int(dialogue)}_utt{int(utt)}",
-                corpus=CORPUS,
-                path=str(clip.resolve()),
-                emotion=emotion,
-                raw_label=(row.get("Emotion") or "").strip(),
-                speaker=speaker,
-                split=split,
-            )
+        out.add(
+            clip,
+            id=f"{split}_dia{int(dialogue)}_utt{int(utt)}",
+            emotion=emotion,
+            raw_label=(row.get("Emotion") or "").strip(),
+            speaker=speaker,
+            split=split,
         )

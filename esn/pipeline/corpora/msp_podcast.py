@@ -6,14 +6,17 @@ agreement among annotators) rows are dropped; ``SpkrID`` ``Unknown`` becomes spe
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, read_text, require_dir, text_stream
-from esn.pipeline.corpora.emotions import lookup_code
-from esn.schemas.utterance import Utterance
+from esn.pipeline.corpora.base import (
+    Collector,
+    LoadResult,
+    Problem,
+    read_label_rows,
+    require_dir,
+)
 
 __all__ = ["MSP_PODCAST_CODES", "load_msp_podcast"]
 
@@ -32,6 +35,7 @@ MSP_PODCAST_CODES: dict[str, str | None] = {
     "X": None,
 }
 
+_COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set")
 _REQUIRED = ("FileName", "EmoClass")
 _EXPECTED = "Labels/labels_consensus.csv and Audios/<FileName>"
 _UNKNOWN_SPEAKERS = {"", "unknown", "nan", "none"}
@@ -44,41 +48,24 @@ def load_msp_podcast(root: str | os.PathLike[str]) -> LoadResult:
     audio_dir = base / "Audios"
     if not audio_dir.is_dir():
         raise CorpusError(f"{CORPUS}: audio folder {audio_dir} not found (expected {_EXPECTED})")
-    reader = csv.DictReader(text_stream(read_text(label_file)))
-    columns = [c.strip() for c in reader.fieldnames or []]
-    missing = [c for c in _REQUIRED if c not in columns]
-    if missing:
-        raise CorpusError(
-            f"{CORPUS}: {label_file} lacks column(s) {', '.join(missing)} "
-            f"(expected FileName, EmoClass, EmoAct, EmoVal, EmoDom, SpkrID, Gender, Split_Set)"
-        )
-    reader.fieldnames = columns
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
-    n_unlabelled = 0
+    out = Collector(CORPUS)
     seen: set[str] = set()
-    for row_number, row in enumerate(reader, start=2):
+    for row_number, row in read_label_rows(label_file, CORPUS, _REQUIRED, expected=_COLUMNS):
         where = f"{label_file.name}:{row_number}"
         name = (row.get("FileName") or "").strip()
         code = (row.get("EmoClass") or "").strip().upper()
         split = (row.get("Split_Set") or "").strip().lower() or None
         if not name:
-            problems.append(Problem(path=f"{label_file}:{row_number}", reason="empty FileName"))
+            out.problems.append(Problem(path=f"{label_file}:{row_number}", reason="empty FileName"))
             continue
         audio = audio_dir / name
-        try:
-            emotion = lookup_code(code, MSP_PODCAST_CODES)
-        except KeyError:
-            problems.append(
-                Problem(path=str(audio), reason=f"unknown EmoClass {code!r} ({where})", split=split)
-            )
-            continue
+        reason = f"unknown EmoClass {code!r} ({where})"
+        emotion = out.emotion(code, MSP_PODCAST_CODES, path=str(audio), reason=reason, split=split)
         if emotion is None:
-            n_unlabelled += 1
             continue
         utt_id = Path(name).stem
         if utt_id in seen:
-            problems.append(
+            out.problems.append(
                 Problem(
                     path=str(audio),
                     reason=f"duplicate FileName ({where})",
@@ -87,32 +74,19 @@ def load_msp_podcast(root: str | os.PathLike[str]) -> LoadResult:
                 )
             )
             continue
-        if not audio.is_file():
-            problems.append(
-                Problem(
-                    path=str(audio),
-                    reason=f"audio file not found (labelled in {where})",
-                    emotion=emotion,
-                    split=split,
-                )
-            )
+        if not out.audio_found(audio, where, emotion=emotion, split=split):
             continue
         seen.add(utt_id)
         speaker = (row.get("SpkrID") or "").strip()
-        utterances.append(
-            Utterance(
-                id=utt_id,
-                corpus=CORPUS,
-                path=str(audio.resolve()),
-                emotion=emotion,
-                raw_label=code,
-                speaker=None if speaker.lower() in _UNKNOWN_SPEAKERS else speaker,
-                split=split,
-            )
+        out.add(
+            audio,
+            id=utt_id,
+            emotion=emotion,
+            raw_label=code,
+            speaker=None if speaker.lower() in _UNKNOWN_SPEAKERS else speaker,
+            split=split,
         )
-    return LoadResult(
-        utterances=tuple(utterances), problems=tuple(problems), n_unlabelled=n_unlabelled
-    )
+    return out.result()
 
 
 def _label_file(base: Path) -> Path:

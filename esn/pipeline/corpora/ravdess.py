@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, require_dir
-from esn.pipeline.corpora.emotions import lookup_code
-from esn.schemas.utterance import Utterance
+from esn.pipeline.corpora.base import LoadResult, NameReading, WavName, read_wav_names, require_dir
 
 __all__ = ["RAVDESS_CODES", "load_ravdess"]
 
@@ -43,32 +42,14 @@ def load_ravdess(root: str | os.PathLike[str]) -> LoadResult:
     files = sorted(f for actor in actors for f in actor.glob("*.wav") if not f.name.startswith("."))
     if not files:
         raise CorpusError(f"{CORPUS}: no Actor_*/*.wav files under {base} (expected {_EXPECTED})")
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
-    for wav in files:
-        match = _NAME.match(wav.stem)
-        if match is None:
-            problems.append(Problem(path=str(wav), reason="not a RAVDESS file name"))
-            continue
-        modality, _channel, code, *_rest, actor = match.groups()
-        if modality != AUDIO_ONLY:
-            continue
-        try:
-            emotion = lookup_code(code, RAVDESS_CODES)
-        except KeyError:
-            problems.append(Problem(path=str(wav), reason=f"unknown emotion code {code!r}"))
-            continue
-        if emotion is None:
-            continue
-        utterances.append(
-            Utterance(
-                id=wav.stem,
-                corpus=CORPUS,
-                path=str(wav.resolve()),
-                emotion=emotion,
-                raw_label=code,
-                speaker=f"Actor_{actor}",
-                split=None,
-            )
-        )
-    return LoadResult(utterances=tuple(utterances), problems=tuple(problems))
+    return read_wav_names(CORPUS, RAVDESS_CODES, ((wav, _read_name(wav)) for wav in files))
+
+
+def _read_name(wav: Path) -> NameReading:
+    match = _NAME.match(wav.stem)
+    if match is None:
+        return "not a RAVDESS file name"
+    modality, _channel, code, *_rest, actor = match.groups()
+    if modality != AUDIO_ONLY:
+        return None
+    return WavName(raw_label=code, speaker=f"Actor_{actor}")

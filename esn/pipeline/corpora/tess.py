@@ -8,12 +8,13 @@ the whole tree twice) is listed once, from the shallowest folder. No published s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from pathlib import Path
 
 from esn.errors import CorpusError
-from esn.pipeline.corpora.base import LoadResult, Problem, require_dir
-from esn.pipeline.corpora.emotions import lookup_code
+from esn.pipeline.corpora.base import LoadResult, NameReading, WavName, read_wav_names, require_dir
 from esn.schemas.utterance import Utterance
 
 __all__ = ["TESS_CODES", "load_tess"]
@@ -44,35 +45,20 @@ def load_tess(root: str | os.PathLike[str]) -> LoadResult:
     )
     if not any(_NAME.match(f.stem) for f in files):
         raise CorpusError(f"{CORPUS}: no TESS wav files under {base} (expected {_EXPECTED})")
-    utterances: list[Utterance] = []
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    for wav in files:
-        match = _NAME.match(wav.stem)
-        if match is None:
-            # Other wavs may share the folder tree; only those in speaker folders are TESS's.
-            if _SPEAKER_DIR.match(wav.parent.name):
-                problems.append(Problem(path=str(wav), reason="not a TESS file name"))
-            continue
-        speaker, _word, code = match.groups()
-        try:
-            emotion = lookup_code(code.lower(), TESS_CODES)
-        except KeyError:
-            problems.append(Problem(path=str(wav), reason=f"unknown emotion {code!r}"))
-            continue
-        if emotion is None or wav.stem in seen:
-            continue
-        seen.add(wav.stem)
-        utterances.append(
-            Utterance(
-                id=wav.stem,
-                corpus=CORPUS,
-                path=str(wav.resolve()),
-                emotion=emotion,
-                raw_label=code,
-                speaker=speaker.upper(),
-                split=None,
-            )
-        )
-    utterances.sort(key=lambda u: u.id)
-    return LoadResult(utterances=tuple(utterances), problems=tuple(problems))
+    result = read_wav_names(
+        CORPUS, TESS_CODES, ((wav, _read_name(wav)) for wav in files), unknown="unknown emotion"
+    )
+    # Files come shallowest first, so a recording listed twice keeps its shallowest copy.
+    first: dict[str, Utterance] = {}
+    for utterance in result.utterances:
+        first.setdefault(utterance.id, utterance)
+    return dataclasses.replace(result, utterances=tuple(sorted(first.values(), key=lambda u: u.id)))
+
+
+def _read_name(wav: Path) -> NameReading:
+    match = _NAME.match(wav.stem)
+    if match is None:
+        # Other wavs may share the folder tree; only those in speaker folders are TESS's.
+        return "not a TESS file name" if _SPEAKER_DIR.match(wav.parent.name) else None
+    speaker, _word, code = match.groups()
+    return WavName(raw_label=code, speaker=speaker.upper(), code=code.lower())
