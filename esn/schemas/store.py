@@ -42,6 +42,15 @@ revision, adapter, dtype), ``hook_point``, ``probe`` (template, seed, option_ord
 max_new_tokens), ``labels`` (the option label set), ``layout`` (sizes, chunking),
 ``corpus`` (spec strings), ``utterance_digest`` (sha256 of the ordered utterance ids),
 ``versions`` (esn and library versions), ``created`` (ISO 8601 UTC).
+
+Hidden-state checkpoints (when ``layout.checkpoint_layers`` is not empty), for replaying
+layers c..N-1 later: a subgroup ``checkpoints/chunk_NNNNNN`` per utterance chunk with
+``hidden`` (checkpoint_layer, utterance, position, hidden) = the residual stream entering
+each checkpoint layer during the prefill (``layout.hidden_dtype``; bfloat16 is stored as its
+raw uint16 bits), ``attention_mask`` (utterance, position) bool, ``positions`` (axis,
+utterance, position) int32 = what the rotary embedding got (3 axes for Qwen2.5-Omni), and
+``valid``/``audio`` (utterance, position) bool. Positions are left-padded to the longest
+prompt of the chunk. Written before the chunk's statistics, so ``status`` commits them too.
 """
 
 from __future__ import annotations
@@ -76,6 +85,7 @@ SPANS: tuple[str, ...] = ("audio", "text")
 STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_DONE: "done", STATUS_FAILED: "failed"}
 COUNT_DTYPES = ("uint16", "uint32")
+HIDDEN_DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -158,6 +168,9 @@ class StoreLayout:
     utterance_chunk: int = 64
     count_dtype: str = "uint16"
     spans: tuple[str, ...] = SPANS
+    checkpoint_layers: tuple[int, ...] = ()
+    hidden_size: int = 0
+    hidden_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         for name in ("n_utterances", "n_layers", "n_neurons", "n_options", "utterance_chunk"):
@@ -167,6 +180,17 @@ class StoreLayout:
         _require(self.count_dtype in COUNT_DTYPES,
                  f"layout.count_dtype must be one of {COUNT_DTYPES}, got {self.count_dtype!r}")
         object.__setattr__(self, "spans", _as_str_tuple(self.spans, "layout.spans"))
+        layers = tuple(self.checkpoint_layers)
+        _require(all(isinstance(c, int) and 0 <= c < self.n_layers for c in layers)
+                 and list(layers) == sorted(set(layers)),
+                 f"layout.checkpoint_layers must be increasing layer indices in "
+                 f"0..{self.n_layers - 1}, got {list(layers)}")
+        object.__setattr__(self, "checkpoint_layers", layers)
+        if layers:
+            _require(isinstance(self.hidden_size, int) and self.hidden_size > 0,
+                     "layout.hidden_size must be positive when checkpoints are stored")
+        _require(self.hidden_dtype in HIDDEN_DTYPES,
+                 f"layout.hidden_dtype must be one of {HIDDEN_DTYPES}, got {self.hidden_dtype!r}")
 
     @property
     def n_chunks(self) -> int:
@@ -197,6 +221,7 @@ class StoreLayout:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["spans"] = list(self.spans)
+        data["checkpoint_layers"] = list(self.checkpoint_layers)
         return data
 
     @classmethod

@@ -78,6 +78,7 @@ from esn.schemas.store import (
     utterance_digest,
 )
 from esn.schemas.utterance import Utterance
+from esn.stores.checkpoints import CheckpointChunk, read_checkpoint_chunk, write_checkpoint_chunk
 
 __all__ = ["ActivationStore", "Progress", "ValidationReport", "open_store"]
 
@@ -206,6 +207,9 @@ class ActivationStore:
         hook_point: str = "mlp.act_fn",
         utterance_chunk: int = 64,
         count_dtype: str = "uint16",
+        checkpoint_layers: Sequence[int] = (),
+        hidden_size: int = 0,
+        hidden_dtype: str = "float32",
         if_exists: str = "error",
         storage_options: Mapping[str, Any] | None = None,
     ) -> ActivationStore:
@@ -227,7 +231,8 @@ class ActivationStore:
         layout = StoreLayout(
             n_utterances=len(ids), n_layers=n_layers, n_neurons=n_neurons,
             n_options=len(tuple(labels)), utterance_chunk=utterance_chunk,
-            count_dtype=count_dtype,
+            count_dtype=count_dtype, checkpoint_layers=tuple(checkpoint_layers),
+            hidden_size=hidden_size, hidden_dtype=hidden_dtype,
         )
         attrs = StoreAttributes(
             model=model, probe=probe, labels=tuple(labels), layout=layout,
@@ -303,16 +308,25 @@ class ActivationStore:
                 if (status[self.layout.chunk_slice(c)] == STATUS_PENDING).any()]
 
     def utterance_ids(self) -> np.ndarray:
-        return np.asarray(self._array("utterance")[...], dtype=object)
+        return self.metadata("utterance")
+
+    def metadata(self, name: str) -> np.ndarray:
+        """One per-utterance metadata variable as a numpy array (strings as objects)."""
+        if name not in {spec.name for spec in METADATA_VARIABLES}:
+            raise KeyError(f"{name!r} is not a per-utterance metadata variable")
+        return _from_store_values(np.asarray(self._array(name)[...]))
 
     # -- writing --------------------------------------------------------------------------
 
-    def write_batch(self, start: int, batch: StatsBatch) -> None:
+    def write_batch(
+        self, start: int, batch: StatsBatch, checkpoints: CheckpointChunk | None = None
+    ) -> None:
         """Write results for utterances ``start .. start+len(batch)``: whole chunks only.
 
         ``start`` must be a chunk boundary and the batch must end on one (or at the last
-        utterance). Statistics go first and ``status`` last, so an interrupted write leaves
-        the chunks pending.
+        utterance). Hidden-state checkpoints (one chunk's worth, required when the layout
+        has checkpoint layers) and statistics go first and ``status`` last, so an
+        interrupted write leaves the chunks pending.
         """
         self._require_writable()
         layout = self.layout
@@ -324,12 +338,38 @@ class ActivationStore:
                 f"{layout.utterance_chunk} utterances and the store {layout.n_utterances}"
             )
         batch.check(layout)
+        if layout.checkpoint_layers:
+            self._check_checkpoints(start, stop, checkpoints)
+            assert checkpoints is not None
+            write_checkpoint_chunk(self._group, start // layout.utterance_chunk, checkpoints)
+        elif checkpoints is not None:
+            raise ValueError(f"{self.url} was created without checkpoint layers")
         sl = slice(start, stop)
         for spec in STATISTICS_VARIABLES:
             self._array(spec.name)[sl] = getattr(batch, spec.name)
         for name in RESULT_FIELDS:
             self._array(name)[sl] = _to_store_values(getattr(batch, name))
         self._array("status")[sl] = np.asarray(batch.status, dtype=np.int8)
+
+    def _check_checkpoints(self, start: int, stop: int, data: CheckpointChunk | None) -> None:
+        layout = self.layout
+        if stop - start > layout.utterance_chunk:
+            raise ValueError("a batch with checkpoints must hold exactly one chunk")
+        if data is None:
+            raise ValueError(f"{self.url} stores checkpoints at layers "
+                             f"{list(layout.checkpoint_layers)}: pass them with the batch")
+        want = (len(layout.checkpoint_layers), stop - start, layout.hidden_size)
+        got = (data.hidden.shape[0], data.hidden.shape[1], data.hidden.shape[-1])
+        if got != want or str(data.hidden.dtype) != f"torch.{layout.hidden_dtype}":
+            raise SchemaError(
+                f"checkpoints have shape {tuple(data.hidden.shape)} and {data.hidden.dtype}; "
+                f"expected (layers, utterances, *, hidden) = {want[0]}, {want[1]}, *, {want[2]} "
+                f"in {layout.hidden_dtype}"
+            )
+
+    def read_checkpoints(self, chunk: int) -> CheckpointChunk:
+        """Hidden states entering the checkpoint layers for chunk ``chunk``'s utterances."""
+        return read_checkpoint_chunk(self._group, chunk)
 
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
         """Record utterances as failed (e.g. unreadable audio) without statistics."""
@@ -372,6 +412,8 @@ class ActivationStore:
                 incomplete.append(chunk)
             if (status[sl] == STATUS_DONE).any():
                 problems.extend(self._check_statistics_chunk(chunk, deep))
+                if layout.checkpoint_layers and f"checkpoints/chunk_{chunk:06d}" not in self._group:
+                    problems.append(f"checkpoints of finished chunk {chunk} are missing")
         if incomplete:
             notes.append(f"{len(incomplete)} chunk(s) partly finished; a resumed run rewrites them")
         partial = _partial_files(self.url)

@@ -1,0 +1,296 @@
+"""``esn extract``: probe every utterance of a corpus and fill an activation store, resumably.
+
+Flow per utterance chunk still pending in the store: decode its audio (on worker threads,
+one chunk ahead), build padded probe batches with the adapter, generate the answers with
+the statistics hooks (and the checkpoint hooks) armed for the prefill, parse the answers,
+and hand the finished chunk to the background writer. Rerunning the same request resumes;
+a request for another model, probe or corpus is refused by the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from esn.errors import AudioDecodeError
+from esn.pipeline.audio import load_audio
+from esn.pipeline.corpora import balanced_sample, load_corpus, parse_merges
+from esn.pipeline.extract.capture import HiddenStateCapture
+from esn.pipeline.extract.statistics import GateStatistics, span_masks
+from esn.pipeline.extract.writer import ChunkWriter
+from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
+from esn.pipeline.probe import DEFAULT_TEMPLATE, Probe
+from esn.schemas import STATUS_DONE, STATUS_FAILED, StatsBatch, StoreLayout, Utterance
+from esn.stores.activations import ActivationStore, Progress
+from esn.stores.checkpoints import CheckpointChunk
+
+__all__ = ["ExtractReport", "ExtractRequest", "extract", "extract_into"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExtractRequest:
+    """Everything ``esn extract`` needs; the same request resumes the same store."""
+
+    model: LoadOptions
+    corpus: str
+    out: str
+    emotions: tuple[str, ...] | None = None
+    splits: tuple[str, ...] | None = None
+    merges: tuple[str, ...] = ()
+    limit: int | None = None  # at most this many items per emotion (seeded sample)
+    batch_size: int = 8
+    checkpoint_layers: tuple[int, ...] = ()
+    template: str = DEFAULT_TEMPLATE
+    seed: int = 0
+    option_order: str = "random"
+    max_new_tokens: int = 20
+    utterance_chunk: int = 64
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, got {self.limit}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractReport:
+    """What a run did: items processed now, the store's progress, speed and accuracy."""
+
+    url: str
+    processed: int
+    progress: Progress
+    seconds: float
+    seconds_writing: float
+    seconds_waiting_for_writer: float
+    accuracy: Mapping[str, tuple[int, int]]  # emotion -> (correct, done) over the whole store
+
+    @property
+    def items_per_second(self) -> float:
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+
+def select_utterances(request: ExtractRequest) -> tuple[list[Utterance], tuple[str, ...]]:
+    """The corpus items to probe, in store order, and the probe's label set."""
+    listing = load_corpus(request.corpus, emotions=request.emotions, splits=request.splits,
+                          merges=parse_merges(request.merges))
+    utterances = list(listing.utterances)
+    if request.limit is not None:
+        utterances = balanced_sample(utterances, per_emotion=request.limit, seed=request.seed,
+                                     truncate=False)
+    labels = tuple(listing.emotions)
+    if not utterances:
+        raise ValueError(f"{request.corpus}: no utterances to probe")
+    return utterances, labels
+
+
+def extract(
+    request: ExtractRequest,
+    *,
+    progress: ProgressFn | None = None,
+    adapter: ModelAdapter | None = None,
+) -> ExtractReport:
+    """Create (or resume) the store of ``request`` and probe every pending utterance."""
+    utterances, labels = select_utterances(request)
+    probe = Probe(labels=labels, template=request.template, seed=request.seed,
+                  option_order=request.option_order, max_new_tokens=request.max_new_tokens)
+    adapter = adapter or load_adapter(request.model)
+    hidden_dtype = str(next(adapter.model.parameters()).dtype).removeprefix("torch.")
+    store = ActivationStore.create(
+        request.out,
+        utterances=utterances,
+        model=adapter.info,
+        probe=probe.info,
+        labels=labels,
+        n_layers=adapter.n_layers,
+        n_neurons=adapter.n_neurons,
+        corpus=(request.corpus,),
+        utterance_chunk=request.utterance_chunk,
+        checkpoint_layers=request.checkpoint_layers,
+        hidden_size=int(adapter.decoder.config.hidden_size) if request.checkpoint_layers else 0,
+        hidden_dtype=hidden_dtype,
+        if_exists="overwrite" if request.overwrite else "resume",
+    )
+    return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
+                        progress=progress)
+
+
+def extract_into(
+    store: ActivationStore,
+    adapter: ModelAdapter,
+    utterances: Sequence[Utterance],
+    probe: Probe,
+    *,
+    batch_size: int,
+    progress: ProgressFn | None = None,
+) -> ExtractReport:
+    """Probe the store's pending chunks (``utterances`` in store order) and write them."""
+    layout = store.layout
+    chunks = store.pending_chunks()
+    todo = sum(len(range(*layout.chunk_slice(c).indices(layout.n_utterances))) for c in chunks)
+    stats = GateStatistics(adapter.gate_modules())
+    capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
+    start_time = time.perf_counter()
+    done = 0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="esn-audio") as audio_pool, \
+            ChunkWriter(store) as writer, stats.attached(), capture.attached(), \
+            torch.inference_mode():
+
+        def decode(chunk: int) -> list[Future[np.ndarray]]:
+            sl = layout.chunk_slice(chunk)
+            return [audio_pool.submit(load_audio, u.path, adapter.sample_rate)
+                    for u in utterances[sl]]
+
+        upcoming = decode(chunks[0]) if chunks else []
+        for position, chunk in enumerate(chunks):
+            audio_futures = upcoming
+            if position + 1 < len(chunks):
+                upcoming = decode(chunks[position + 1])
+            sl = layout.chunk_slice(chunk)
+            results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
+                                    sl.stop - sl.start)
+            items = list(utterances[sl])
+            for first in range(0, len(items), batch_size):
+                batch_items = range(first, min(first + batch_size, len(items)))
+                _probe_batch(adapter, probe, stats, capture, items, audio_futures,
+                             batch_items, results, bool(layout.checkpoint_layers))
+                done += len(batch_items)
+                if progress is not None:
+                    progress(done, todo)
+            writer.submit(sl.start, results.to_batch(layout.count_dtype),
+                          results.checkpoints(layout))
+    elapsed = time.perf_counter() - start_time
+    return ExtractReport(
+        url=store.url, processed=done, progress=store.progress(), seconds=elapsed,
+        seconds_writing=writer.seconds_writing,
+        seconds_waiting_for_writer=writer.seconds_waiting, accuracy=accuracy_by_emotion(store),
+    )
+
+
+def _probe_batch(
+    adapter: ModelAdapter,
+    probe: Probe,
+    stats: GateStatistics,
+    capture: HiddenStateCapture,
+    items: Sequence[Utterance],
+    audio_futures: Sequence[Future[np.ndarray]],
+    indices: range,
+    results: _ChunkResults,
+    keep_checkpoints: bool,
+) -> None:
+    ready: list[int] = []
+    audios: list[np.ndarray] = []
+    for i in indices:
+        results.options[i] = probe.options_for(items[i].id)
+        try:
+            audio = audio_futures[i].result()
+        except AudioDecodeError as exc:
+            results.fail(i, exc.reason)
+            continue
+        results.duration[i] = len(audio) / adapter.sample_rate
+        ready.append(i)
+        audios.append(audio)
+    if not ready:
+        return
+    batch = adapter.build_batch(audios, [probe.prompt(results.options[i]) for i in ready])
+    stats.start(batch)
+    if keep_checkpoints:
+        capture.start(batch.length)
+    answers = adapter.generate(batch, probe.max_new_tokens)
+    k, sums = (t.cpu().numpy() for t in stats.result())
+    t = span_masks(batch).sum(dim=-1).round().to(torch.int64).cpu().numpy()
+    hidden = capture.states() if keep_checkpoints else None
+    positions = adapter.rope_positions(batch).cpu() if keep_checkpoints else None
+    for row, i in enumerate(ready):
+        parsed = probe.parse(answers[row], results.options[i])
+        results.done(i, k=k[row], sums=sums[row], t=t[row], answer=answers[row], parsed=parsed,
+                     correct=parsed == items[i].emotion, n_tokens=batch.n_tokens[row])
+        if hidden is not None and positions is not None:
+            n = batch.n_tokens[row]
+            pos = positions if positions.dim() == 3 else positions.unsqueeze(0)
+            results.checkpoint_parts[i] = CheckpointChunk(
+                hidden=hidden[:, row:row + 1, -n:],
+                attention_mask=batch.attention_mask[row:row + 1, -n:].bool().cpu(),
+                positions=pos[:, row:row + 1, -n:].to(torch.int32),
+                valid=batch.valid[row:row + 1, -n:].cpu(),
+                audio=batch.audio[row:row + 1, -n:].cpu(),
+            )
+
+
+class _ChunkResults:
+    """Per-item results of one chunk, filled batch by batch."""
+
+    def __init__(self, n_layers: int, n_neurons: int, n_options: int, n: int) -> None:
+        self.k = np.zeros((n, 2, n_layers, n_neurons), dtype=np.int64)
+        self.sums = np.zeros((n, 2, n_layers, n_neurons), dtype=np.float32)
+        self.t = np.zeros((n, 2), dtype=np.uint32)
+        self.status = np.zeros(n, dtype=np.int8)
+        self.options: list[tuple[str, ...]] = [("",) * n_options] * n
+        self.duration = np.full(n, np.nan, dtype=np.float32)
+        self.n_tokens = np.zeros(n, dtype=np.int32)
+        self.correct = np.zeros(n, dtype=bool)
+        self.raw_answer = [""] * n
+        self.parsed_answer = [""] * n
+        self.failure_reason = [""] * n
+        self.checkpoint_parts: dict[int, CheckpointChunk] = {}
+
+    def fail(self, i: int, reason: str) -> None:
+        self.status[i] = STATUS_FAILED
+        self.failure_reason[i] = reason
+
+    def done(self, i: int, *, k: np.ndarray, sums: np.ndarray, t: np.ndarray, answer: str,
+             parsed: str, correct: bool, n_tokens: int) -> None:
+        self.k[i], self.sums[i], self.t[i] = k, sums, t
+        self.status[i] = STATUS_DONE
+        self.raw_answer[i], self.parsed_answer[i] = answer, parsed
+        self.correct[i], self.n_tokens[i] = correct, n_tokens
+
+    def to_batch(self, count_dtype: str) -> StatsBatch:
+        return StatsBatch.build(
+            K=self.k.astype(count_dtype) if self.k.max(initial=0) <= np.iinfo(count_dtype).max
+            else self.k,  # an overflow is reported by the store's batch check
+            T=self.t, act_sum=self.sums, options=np.array(self.options, dtype=object),
+            status=self.status, duration=self.duration, n_tokens=self.n_tokens,
+            correct=self.correct, raw_answer=self.raw_answer,
+            parsed_answer=self.parsed_answer, failure_reason=self.failure_reason,
+        )
+
+    def checkpoints(self, layout: StoreLayout) -> CheckpointChunk | None:
+        """The chunk's checkpoints; failed items get a row of padding only."""
+        if not layout.checkpoint_layers:
+            return None
+        if self.checkpoint_parts:
+            template = next(iter(self.checkpoint_parts.values()))
+            axes, dtype = template.positions.shape[0], template.hidden.dtype
+        else:
+            axes, dtype = 1, getattr(torch, layout.hidden_dtype)
+        n_layers, hidden = len(layout.checkpoint_layers), layout.hidden_size
+        empty = CheckpointChunk(
+            hidden=torch.zeros((n_layers, 1, 0, hidden), dtype=dtype),
+            attention_mask=torch.zeros((1, 0), dtype=torch.bool),
+            positions=torch.zeros((axes, 1, 0), dtype=torch.int32),
+            valid=torch.zeros((1, 0), dtype=torch.bool),
+            audio=torch.zeros((1, 0), dtype=torch.bool),
+        )
+        parts = [self.checkpoint_parts.get(i, empty) for i in range(len(self.status))]
+        return CheckpointChunk.concat_left_padded(parts)
+
+
+def accuracy_by_emotion(store: ActivationStore) -> dict[str, tuple[int, int]]:
+    """emotion -> (correct, done) over the store's finished utterances."""
+    status = store.status()
+    emotion = store.metadata("emotion")
+    correct = store.metadata("correct").astype(bool)
+    out: dict[str, tuple[int, int]] = {}
+    for label in store.attributes.labels:
+        mine = (emotion == label) & (status == STATUS_DONE)
+        out[label] = (int((correct & mine).sum()), int(mine.sum()))
+    return out

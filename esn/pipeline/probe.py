@@ -1,0 +1,113 @@
+"""The emotion probe: a multiple-choice question per item, and the parse of the answer.
+
+Each item gets the candidate emotions as numbered options. With ``option_order="random"``
+(the study's setting) the emotion-to-number mapping is drawn per item from the seed and
+the item id, so the same item always gets the same mapping, whatever the batch or the run.
+Answers are parsed by cascade: first a number (``"2"``, ``"Option 2."``), else a number
+word (``"two"``), else an emotion name or alias (``"angry"`` for anger).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import string
+from collections.abc import Sequence
+
+import numpy as np
+
+from esn.pipeline.corpora.emotions import normalize_label
+from esn.schemas.store import ProbeInfo
+
+__all__ = ["DEFAULT_TEMPLATE", "Probe", "parse_answer"]
+
+DEFAULT_TEMPLATE = (
+    "What emotion does the speaker express? Options: {options}. "
+    "Answer with the number of the option only."
+)
+NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                "eleven", "twelve")
+_DIGITS = re.compile(r"(?<![\d.])(\d+)(?![\d])")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Probe:
+    """How every item is asked: the label set, the template, the option order and its seed.
+
+    ``template`` must contain ``{options}``, which becomes ``"1. anger, 2. happy, ..."``.
+    """
+
+    labels: tuple[str, ...]
+    template: str = DEFAULT_TEMPLATE
+    seed: int = 0
+    option_order: str = "random"
+    max_new_tokens: int = 20
+
+    def __post_init__(self) -> None:
+        labels = tuple(self.labels)
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError(f"a probe needs at least two distinct labels, got {list(labels)}")
+        if len(labels) > len(NUMBER_WORDS):
+            raise ValueError(f"at most {len(NUMBER_WORDS)} options are supported")
+        fields = {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
+        if fields != {"options"}:
+            raise ValueError(
+                f"the probe template must use exactly the field {{options}}, found {sorted(fields)}"
+            )
+        if self.option_order not in ("random", "fixed"):
+            raise ValueError(f"option_order must be 'random' or 'fixed', got {self.option_order!r}")
+        if not 1 <= self.max_new_tokens <= 512:
+            raise ValueError(f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
+        object.__setattr__(self, "labels", labels)
+
+    @classmethod
+    def from_info(cls, info: ProbeInfo, labels: Sequence[str]) -> Probe:
+        return cls(labels=tuple(labels), template=info.template, seed=info.seed,
+                   option_order=info.option_order, max_new_tokens=info.max_new_tokens)
+
+    @property
+    def info(self) -> ProbeInfo:
+        return ProbeInfo(template=self.template, seed=self.seed,
+                         option_order=self.option_order, max_new_tokens=self.max_new_tokens)
+
+    def options_for(self, item_id: str) -> tuple[str, ...]:
+        """The emotion presented as option number i+1, for this item."""
+        if self.option_order == "fixed":
+            return self.labels
+        digest = hashlib.sha256(f"{self.seed}\0{item_id}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        return tuple(self.labels[i] for i in rng.permutation(len(self.labels)))
+
+    def prompt(self, options: Sequence[str]) -> str:
+        listed = ", ".join(f"{i}. {label}" for i, label in enumerate(options, start=1))
+        return self.template.format(options=listed)
+
+    def parse(self, answer: str, options: Sequence[str]) -> str:
+        return parse_answer(answer, options)
+
+
+def parse_answer(answer: str, options: Sequence[str]) -> str:
+    """The emotion an answer picks among ``options`` (option i+1 = ``options[i]``), or ``""``.
+
+    Cascade: the first number that is a valid option number; else the first number word
+    that is; else the first emotion name or alias that names one of the options.
+    """
+    text = answer.lower()
+    for match in _DIGITS.finditer(text):
+        number = int(match.group(1))
+        if 1 <= number <= len(options):
+            return options[number - 1]
+    words = re.findall(r"[a-z]+", text)
+    for word in words:
+        if word in NUMBER_WORDS:
+            number = NUMBER_WORDS.index(word) + 1
+            if number <= len(options):
+                return options[number - 1]
+    wanted = set(options)
+    for i, word in enumerate(words):
+        pair = f"{word} {words[i + 1]}" if i + 1 < len(words) else ""
+        for candidate in (pair, word):  # "neutral state", "pleasant surprise" before one word
+            if candidate and normalize_label(candidate) in wanted:
+                return normalize_label(candidate)
+    return ""
