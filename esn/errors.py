@@ -13,6 +13,7 @@ __all__ = [
     "EsnError",
     "EsnWarning",
     "MissingDependencyError",
+    "ModelLoadError",
     "SchemaError",
     "StoreExistsError",
     "StoreMismatchError",
@@ -52,6 +53,10 @@ class AudioDecodeError(EsnError, OSError):
 
 class MissingDependencyError(EsnError, RuntimeError):
     """An optional program or package needed for this input is not installed."""
+
+
+class ModelLoadError(EsnError, ValueError):
+    """A model id or path cannot be resolved or loaded (unknown id, unsupported family...)."""
 
 
 class StoreNotFoundError(EsnError, FileNotFoundError):

@@ -161,6 +161,11 @@ def test_bad_requests_fail_clearly_and_keep_finished_work(manifest: Path,
     with pytest.raises(StoreMismatchError):
         extract(request(manifest, out, TINY[0], seed=1))
     np.testing.assert_array_equal(esn.open_store(out).K.values, before)
+    # Items whose emotion is outside the asked label set are not probed at all.
+    extract(request(manifest, tmp_path / "two.zarr", TINY[0], emotions=("anger", "sad")))
+    two = esn.open_store(tmp_path / "two.zarr")
+    assert two.attrs["labels"] == ["anger", "sad"]
+    assert sorted(set(two.emotion.values)) == ["anger", "sad"] and two.sizes["utterance"] == 5
 
 
 KILL = textwrap.dedent(

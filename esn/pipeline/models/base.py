@@ -1,0 +1,386 @@
+"""The one small interface every model family implements, and the probe batch it builds.
+
+An adapter hides everything model-specific: how to load it, how to turn audio + prompt
+into padded model inputs with the model's own processor and chat template, where the
+decoder layers and their gate activations (``mlp.act_fn``) are, which positions are valid
+(not padding, not special tokens) and which of those are audio, how to generate an
+answer, and what a later replay of layers c..N-1 needs (positions, mask, norm, head).
+
+``ChatTemplateAdapter`` is the shared implementation for families whose transformers
+processor builds the whole prompt with ``apply_chat_template``; a family module then only
+declares its classes and how an audio clip enters a conversation.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+import importlib.util
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from esn.errors import ModelLoadError
+from esn.schemas.store import ModelInfo
+
+__all__ = ["ChatTemplateAdapter", "LoadOptions", "ModelAdapter", "ProbeBatch", "dtype_name"]
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LoadOptions:
+    """How to load a model: where from, in what precision, on which device.
+
+    ``dtype="auto"`` keeps the checkpoint's dtype, except on the CPU where half precision
+    (bf16/fp16) is promoted to float32: CPU half-precision kernels are slow or missing and
+    the tiny models and tests need fp32 exactness.
+    """
+
+    model_id: str
+    revision: str | None = None
+    dtype: str = "auto"  # "auto" | "float32" | "bfloat16" | "float16"
+    device: str = "cpu"
+    attn_implementation: str | None = None  # None = the model's default ("sdpa" mostly)
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise ModelLoadError(
+                f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {self.dtype!r}"
+            )
+
+    @property
+    def torch_dtype(self) -> torch.dtype | None:
+        """The requested dtype, ``None`` for ``"auto"``."""
+        return None if self.dtype == "auto" else DTYPES[self.dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ProbeBatch:
+    """A padded batch of probe inputs for B items and L prompt positions.
+
+    Attributes:
+        inputs: Keyword arguments for the model's ``forward``/``generate`` (``input_ids``,
+            ``attention_mask``, for 1-D RoPE families ``position_ids``, audio features and
+            their masks...), all on the device. Text tensors are ``(B, L)``; audio features
+            may be per 30-s window rather than per item (AF3, Voxtral).
+        valid: ``(B, L)`` bool: positions the statistics count (not padding, not special
+            tokens; audio positions included).
+        audio: ``(B, L)`` bool: the audio positions (a subset of ``valid``).
+        n_tokens: Number of non-padding prompt positions of each item.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    valid: torch.Tensor
+    audio: torch.Tensor
+    n_tokens: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(self.valid.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.valid.shape[1])
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return self.inputs["attention_mask"]
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self.inputs["input_ids"]
+
+
+class ModelAdapter(abc.ABC):
+    """One loaded model of one family, behind the interface the pipeline uses."""
+
+    #: Registry name of the family (``qwen2_5_omni``, ``audioflamingo3``...).
+    family: ClassVar[str] = ""
+    #: ``model_type`` values of checkpoint configs that this family loads.
+    model_types: ClassVar[tuple[str, ...]] = ()
+    #: Name of the transformers model class that ``from_pretrained`` loads.
+    model_class: ClassVar[str] = ""
+
+    def __init__(self, model: nn.Module, processor: Any, info: ModelInfo) -> None:
+        # Any: transformers models are typed loosely (attributes are ``Tensor | Module``).
+        self.model: Any = model
+        self.processor = processor
+        self.info = info
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, options: LoadOptions, *, commit_hash: str | None) -> ModelAdapter:
+        """Load ``cls.model_class`` and the checkpoint's processor (``AutoProcessor``),
+        placed and in eval mode. Errors from transformers are left to the caller (the
+        registry turns them into ``ModelLoadError``)."""
+        import transformers
+
+        model_cls = getattr(transformers, cls.model_class)
+        kwargs: dict[str, Any] = dict(
+            revision=options.revision, trust_remote_code=options.trust_remote_code,
+            dtype=options.torch_dtype or "auto",
+        )
+        if torch.device(options.device).type != "cpu" and importlib.util.find_spec("accelerate"):
+            # Straight onto the device; without accelerate, load on the CPU and move.
+            kwargs["device_map"] = options.device
+        if options.attn_implementation:
+            kwargs["attn_implementation"] = options.attn_implementation
+        model = model_cls.from_pretrained(options.model_id, **kwargs)
+        processor = transformers.AutoProcessor.from_pretrained(
+            options.model_id, revision=options.revision,
+            trust_remote_code=options.trust_remote_code,
+        )
+        model = place_model(model, options)
+        info = ModelInfo(id=options.model_id, revision=commit_hash or options.revision or "",
+                         adapter=cls.family, dtype=dtype_name(model_dtype(model)))
+        return cls(model, processor, info)
+
+    # -- structure ----------------------------------------------------------------------------
+
+    @property
+    def decoder(self) -> Any:
+        """The text decoder module (``model.get_decoder()``): ``.layers``, ``.norm``,
+        ``.rotary_emb``, ``.config`` (typed ``Any``: its attributes are dynamic)."""
+        return self.model.get_decoder()
+
+    @property
+    def layers(self) -> Sequence[nn.Module]:
+        return list(self.decoder.layers)
+
+    @property
+    def lm_head(self) -> nn.Module:
+        head: nn.Module = self.model.get_output_embeddings()
+        return head
+
+    def gate_modules(self) -> list[nn.Module]:
+        """Per decoder layer, the module whose output is the gate activation SiLU(gate_proj(x))."""
+        layers: Sequence[Any] = self.layers
+        return [layer.mlp.act_fn for layer in layers]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the residual stream (what a hidden-state checkpoint stores per position)."""
+        return int(self.decoder.config.hidden_size)
+
+    @property
+    def n_neurons(self) -> int:
+        first: Any = self.layers[0]
+        return int(first.mlp.gate_proj.out_features)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return model_dtype(self.model)
+
+    @property
+    def sample_rate(self) -> int:
+        """Audio sample rate the feature extractor expects."""
+        return int(getattr(self.processor.feature_extractor, "sampling_rate", 16000))
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    # -- inputs and outputs -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def build_batch(self, audios: Sequence[np.ndarray], prompts: Sequence[str]) -> ProbeBatch:
+        """Padded model inputs for ``audios[i]`` (mono float32 at ``sample_rate``) with
+        ``prompts[i]`` as the user's text, through the model's processor and chat template,
+        ending with the assistant turn's start so that generation answers the prompt."""
+
+    def generate(self, batch: ProbeBatch, max_new_tokens: int) -> list[str]:
+        """Greedy answers (new tokens only, special tokens dropped), one per item."""
+        with torch.no_grad():
+            out = self.model.generate(
+                **batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                num_beams=1, temperature=None, top_p=None, top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, batch.length:]
+        return [self.decode(row) for row in new]
+
+    def decode(self, token_ids: torch.Tensor) -> str:
+        return str(self.tokenizer.decode(token_ids.tolist(), skip_special_tokens=True)).strip()
+
+    # -- replay (rerunning layers c..N-1 from stored hidden states) ----------------------------
+
+    def rope_positions(self, batch: ProbeBatch) -> torch.Tensor:
+        """Positions that the rotary embedding of the decoder gets for this batch:
+        ``(B, L)`` for 1-D RoPE models (``cumsum(mask) - 1``, as generation uses),
+        ``(3, B, L)`` for Qwen2.5-Omni's mRoPE."""
+        return _mask_positions(batch.attention_mask)
+
+    def causal_mask(self, hidden: torch.Tensor, batch: ProbeBatch) -> torch.Tensor | None:
+        """The decoder layers' attention mask for ``hidden`` ``(B, L, H)`` (``None`` means
+        plain causal attention, which sdpa uses when there is no padding)."""
+        from transformers.masking_utils import create_causal_mask
+
+        # The 4th argument (the cache) is positional: its keyword name changed in 5.24.
+        return create_causal_mask(self.decoder.config, hidden, batch.attention_mask, None)
+
+    def replay_logits(
+        self, hidden: torch.Tensor, batch: ProbeBatch, start_layer: int,
+        *, positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits ``(B, L, V)`` from the residual stream entering ``start_layer``
+        (``hidden_states[start_layer]`` of a forward with ``output_hidden_states=True``):
+        reruns decoder layers ``start_layer..N-1``, the final norm and the LM head, never the
+        audio encoder. Hooks on those layers (e.g. gate interventions) fire as in a full
+        forward. Runs under the caller's grad mode; ``positions`` defaults to
+        ``rope_positions(batch)``. (``hidden_states[n_layers]`` is already normed, so replay
+        starts at a layer, at most the last one.)
+        """
+        if not 0 <= start_layer < self.n_layers:
+            raise ValueError(f"start_layer must be in 0..{self.n_layers - 1}, got {start_layer}")
+        decoder = self.decoder
+        h = hidden.to(device=self.device, dtype=self.dtype)
+        pos = self.rope_positions(batch) if positions is None else positions
+        embeddings = decoder.rotary_emb(h, pos.to(self.device))
+        mask = self.causal_mask(h, batch)
+        layers: Sequence[Any] = self.layers
+        for layer in layers[start_layer:]:
+            out = layer(h, attention_mask=mask, position_embeddings=embeddings)
+            h = out[0] if isinstance(out, tuple) else out
+        return self.lm_head(decoder.norm(h))
+
+
+class ChatTemplateAdapter(ModelAdapter):
+    """Adapters whose processor renders and tokenizes the prompt with its chat template.
+
+    ``build_batch`` sends one single-turn conversation per item (the audio, then the text)
+    through ``processor.apply_chat_template`` with left text padding, and derives ``valid``
+    and ``audio`` from the token ids: special tokens (``all_special_ids`` and added tokens
+    marked special) are masked out, except the audio placeholders, which are the audio span.
+    """
+
+    #: Put ``position_ids`` (``cumsum(mask) - 1``, what ``generate`` uses) in the inputs, so
+    #: that a bare forward, ``generate`` and ``replay_logits`` use the same positions and an
+    #: item's positions do not depend on how much left padding the batch gives it.
+    explicit_positions: ClassVar[bool] = True
+
+    def __init__(self, model: nn.Module, processor: Any, info: ModelInfo) -> None:
+        super().__init__(model, processor, info)
+        # On the tokenizer, never the processor: a processor-level padding_side also flips
+        # the audio feature extractor to left padding (models.md, pitfalls).
+        self.tokenizer.padding_side = "left"
+
+    @functools.cached_property
+    def audio_token_id(self) -> int:
+        """Id of the audio placeholder that the processor repeats once per audio token and
+        the model replaces with audio features (read from the model's config)."""
+        for name in ("audio_token_id", "audio_token_index"):
+            value = getattr(self.model.config, name, None)
+            if isinstance(value, int):
+                return value
+        return int(self.tokenizer.convert_tokens_to_ids(self.processor.audio_token))
+
+    @functools.cached_property
+    def special_token_ids(self) -> frozenset[int]:
+        """Ids of special/control tokens (padding, chat markers, audio bos/eos/placeholder)."""
+        tokenizer = self.tokenizer
+        ids = {int(i) for i in tokenizer.all_special_ids}
+        try:
+            added = tokenizer.added_tokens_decoder
+        except NotImplementedError:
+            added = {}
+        if not isinstance(added, Mapping):  # mistral-common: all are in all_special_ids
+            added = {}
+        ids.update(int(i) for i, token in added.items() if getattr(token, "special", False))
+        return frozenset(ids)
+
+    def audio_content(self, audio: np.ndarray) -> dict[str, Any]:
+        """The conversation content item that carries one clip."""
+        return {"type": "audio", "audio": audio}
+
+    def conversation(self, audio: np.ndarray, prompt: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": [
+            self.audio_content(audio), {"type": "text", "text": prompt},
+        ]}]
+
+    def build_batch(self, audios: Sequence[np.ndarray], prompts: Sequence[str]) -> ProbeBatch:
+        if len(audios) != len(prompts) or not audios:
+            raise ValueError(
+                f"need as many prompts as audios (at least one), got {len(audios)} audios "
+                f"and {len(prompts)} prompts"
+            )
+        clips = [check_clip(a) for a in audios]
+        encoded = self.processor.apply_chat_template(
+            [self.conversation(a, p) for a, p in zip(clips, prompts, strict=True)],
+            tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
+            # Padding only for the text: a bare `padding=` would reach the feature extractor.
+            processor_kwargs={"text_kwargs": {"padding": "longest"},
+                              "audio_kwargs": {"sampling_rate": self.sample_rate}},
+        )
+        return self.probe_batch(dict(encoded))
+
+    def probe_batch(self, encoded: dict[str, Any]) -> ProbeBatch:
+        """Masks from the processor output and the inputs the model's forward takes, on the
+        model's device (floating tensors in the model's dtype)."""
+        ids = encoded["input_ids"]
+        attention = encoded["attention_mask"].bool()
+        if not bool(attention[:, -1].all()):
+            raise RuntimeError(f"{self.family}: expected left padding from the processor")
+        audio = (ids == self.audio_token_id) & attention
+        special = torch.isin(ids, torch.tensor(sorted(self.special_token_ids), dtype=ids.dtype))
+        valid = attention & (~special | audio)
+        accepted = inspect.signature(self.model.forward).parameters
+        inputs = {
+            key: value.to(self.device, self.dtype if value.is_floating_point() else None)
+            for key, value in encoded.items()
+            if key in accepted and isinstance(value, torch.Tensor)
+        }
+        if self.explicit_positions and "position_ids" in accepted:
+            inputs["position_ids"] = _mask_positions(attention).to(self.device)
+        return ProbeBatch(
+            inputs=inputs, valid=valid.to(self.device), audio=audio.to(self.device),
+            n_tokens=tuple(int(n) for n in attention.sum(-1)),
+        )
+
+
+def _mask_positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """``(B, L)`` positions counted over the unmasked tokens (0 on left padding)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def check_clip(audio: np.ndarray) -> np.ndarray:
+    """A clip as a non-empty 1-D float32 array (what every processor here expects)."""
+    clip = np.asarray(audio, dtype=np.float32)
+    if clip.ndim != 1 or clip.size == 0:
+        raise ValueError(f"audio must be a non-empty mono 1-D array, got shape {clip.shape}")
+    return clip
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def place_model(model: nn.Module, options: LoadOptions) -> nn.Module:
+    """Apply ``options``' device and dtype policy to a loaded model; eval mode."""
+    dtype = options.torch_dtype
+    if dtype is None and torch.device(options.device).type == "cpu":
+        if model_dtype(model) in (torch.float16, torch.bfloat16):
+            dtype = torch.float32
+    model = model.to(device=options.device, dtype=dtype) if dtype else model.to(options.device)
+    return model.eval()

@@ -1,0 +1,21 @@
+"""Qwen2-Audio-7B-Instruct (``Qwen2AudioForConditionalGeneration``, Qwen2 decoder).
+
+Prompt (the processor's own template): ``<|im_start|>system ... <|im_end|> <|im_start|>user
+Audio 1: <|audio_bos|> <|AUDIO|> x n <|audio_eos|> {prompt} <|im_end|> <|im_start|>assistant``,
+n = 25 per second (``((F - 1)//2 + 1 - 2)//2 + 1`` for F valid mel frames; 30-s windows).
+Positions: 1-D RoPE.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from esn.pipeline.models.base import ChatTemplateAdapter
+
+__all__ = ["Qwen2AudioAdapter"]
+
+
+class Qwen2AudioAdapter(ChatTemplateAdapter):
+    family: ClassVar[str] = "qwen2_audio"
+    model_types: ClassVar[tuple[str, ...]] = ("qwen2_audio",)
+    model_class: ClassVar[str] = "Qwen2AudioForConditionalGeneration"
