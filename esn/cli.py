@@ -227,6 +227,96 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
 
 
 @main.command()
+@click.option("--store", "store_url", metavar="STORE", help="Activation store to select from.")
+@click.option("--out", metavar="SETS", help="Neuron-set file (JSON) to write.")
+@click.option("--sets", "sets_path", metavar="SETS",
+              help="Summarise an existing neuron-set file instead (with --summary).")
+@click.option("--method", "methods", multiple=True, default=("all",), show_default=True,
+              metavar="NAME", help="lap, lape, mad, conact, rnd or all (repeatable).")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.005,
+              show_default=True, help="Mask size per emotion, as a fraction of all neurons.")
+@click.option("--emotions", multiple=True, metavar="E[,E..]",
+              help="Emotions to select for (default: the store's label set).")
+@click.option("--split", default="auto", show_default=True,
+              help="Identification split: a name, 'all', or auto (train if the store has "
+                   "splits, else all but a seeded held-out fraction).")
+@click.option("--holdout", type=click.FloatRange(0, 1, max_open=True), default=0.5,
+              show_default=True, help="Held-out fraction per emotion in a store without splits.")
+@click.option("--id-size", type=click.IntRange(min=1), default=None,
+              help="Identification items per emotion (a seeded subset).")
+@click.option("--all-items", is_flag=True, help="Use wrongly answered items too.")
+@click.option("--no-balance", is_flag=True,
+              help="Do not truncate every emotion to the smallest one's count.")
+@click.option("--span", type=click.Choice(["all", "audio", "text"]), default="all",
+              show_default=True, help="Which prompt positions the rates count.")
+@click.option("--random-draws", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--lape-percentile", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="LAPE's original filter, e.g. 0.95 (0: off).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDR",
+              help="Dask scheduler address (default: local threads).")
+@click.option("--summary", is_flag=True, help="Also print per-layer counts and overlaps.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing neuron-set file.")
+@library_errors
+def select(store_url: str | None, out: str | None, sets_path: str | None,
+           methods: tuple[str, ...], fraction: float, emotions: tuple[str, ...], split: str,
+           holdout: float, id_size: int | None, all_items: bool, no_balance: bool, span: str,
+           random_draws: int, lape_percentile: float, seed: int, scheduler: str | None,
+           summary: bool, overwrite: bool) -> None:
+    """Select emotion-sensitive neurons from an activation store, in one Dask pass.
+
+    \b
+    Example:
+        esn select --store runs/omni-iemocap.zarr --method all --fraction 0.005 \\
+            --out runs/omni-iemocap.sets.json --summary
+    """
+    from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
+    from esn.pipeline.select.describe import format_selection, format_summary
+    from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
+
+    if sets_path:
+        sets = read_neuron_sets(sets_path)
+        click.echo(format_selection(sets))
+        click.echo("\n" + format_summary(sets))
+        return
+    if not store_url or not out:
+        raise click.UsageError("give --store and --out (or --sets FILE --summary)")
+    chosen = _split_list(methods) or ("all",)
+    options = SelectOptions(
+        methods=tuple(SelectOptions().methods) if "all" in chosen else chosen,
+        fraction=fraction, emotions=_split_list(emotions), span=span,
+        pool=PoolOptions(split=split, correct_only=not all_items, balance=not no_balance,
+                         id_size=id_size, holdout=holdout, seed=seed),
+        random_draws=random_draws, lape_percentile=lape_percentile, seed=seed,
+        scheduler=scheduler,
+    )
+    if not overwrite:  # refuse before the pass, not after it
+        import fsspec
+
+        fs, target = fsspec.core.url_to_fs(out)
+        if fs.exists(target):
+            raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
+    with _dask_progress():
+        sets, _ = select_neurons(store_url, options)
+    write_neuron_sets(out, sets, overwrite=overwrite)
+    click.echo(format_selection(sets))
+    if summary:
+        click.echo("\n" + format_summary(sets))
+    click.echo(f"\nwrote {out}")
+
+
+def _dask_progress():  # noqa: ANN202 - a context manager
+    """Dask's progress bar on an interactive stderr (local schedulers only)."""
+    import contextlib
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(out=sys.stderr)
+
+
+@main.command()
 @click.argument("store")
 @json_option
 @library_errors

@@ -13,6 +13,7 @@ __all__ = [
     "EsnError",
     "EsnWarning",
     "MissingDependencyError",
+    "RequestError",
     "ModelLoadError",
     "SchemaError",
     "StoreExistsError",
@@ -49,6 +50,11 @@ class AudioDecodeError(EsnError, OSError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class RequestError(EsnError, ValueError):
+    """A request cannot be carried out as asked: a bad option, or data that does not allow it
+    (e.g. an emotion missing from the store, an empty identification pool)."""
 
 
 class MissingDependencyError(EsnError, RuntimeError):

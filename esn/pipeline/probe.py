@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from esn.errors import RequestError
 from esn.pipeline.corpora.emotions import normalize_label
 from esn.schemas.store import ProbeInfo
 
@@ -47,18 +48,19 @@ class Probe:
     def __post_init__(self) -> None:
         labels = tuple(self.labels)
         if len(labels) < 2 or len(set(labels)) != len(labels):
-            raise ValueError(f"a probe needs at least two distinct labels, got {list(labels)}")
+            raise RequestError(f"a probe needs at least two distinct labels, got {list(labels)}")
         if len(labels) > len(NUMBER_WORDS):
-            raise ValueError(f"at most {len(NUMBER_WORDS)} options are supported")
+            raise RequestError(f"at most {len(NUMBER_WORDS)} options are supported")
         fields = {name for _, name, _, _ in string.Formatter().parse(self.template) if name}
         if fields != {"options"}:
-            raise ValueError(
+            raise RequestError(
                 f"the probe template must use exactly the field {{options}}, found {sorted(fields)}"
             )
         if self.option_order not in ("random", "fixed"):
-            raise ValueError(f"option_order must be 'random' or 'fixed', got {self.option_order!r}")
+            raise RequestError(
+                f"option_order must be 'random' or 'fixed', got {self.option_order!r}")
         if not 1 <= self.max_new_tokens <= 512:
-            raise ValueError(f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
+            raise RequestError(f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
         object.__setattr__(self, "labels", labels)
 
     @classmethod

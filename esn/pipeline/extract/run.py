@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from esn.errors import AudioDecodeError
+from esn.errors import AudioDecodeError, RequestError
 from esn.pipeline.audio import load_audio
 from esn.pipeline.corpora import balanced_sample, load_corpus, parse_merges
 from esn.pipeline.extract.capture import HiddenStateCapture
@@ -56,9 +56,9 @@ class ExtractRequest:
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+            raise RequestError(f"batch size must be at least 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1, got {self.limit}")
+            raise RequestError(f"limit must be at least 1, got {self.limit}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def select_utterances(request: ExtractRequest) -> tuple[list[Utterance], tuple[s
                                      truncate=False)
     labels = tuple(listing.emotions)
     if not utterances:
-        raise ValueError(f"{request.corpus}: no utterances to probe")
+        raise RequestError(f"{request.corpus}: no utterances to probe")
     return utterances, labels
 
 
