@@ -475,8 +475,9 @@ class ActivationStore:
         attrs = self.attributes
         progress = self.progress()
         raw = stored = 0
-        for name in self._group.array_keys():
-            arr = self._array(name)
+        for _, arr in self._group.members(max_depth=None):  # checkpoints/ included
+            if not isinstance(arr, zarr.Array):
+                continue
             stored += arr.nbytes_stored()
             chunk_bytes = int(np.prod(arr.chunks)) * arr.dtype.itemsize
             raw += min(arr.nbytes, arr.nchunks_initialized * chunk_bytes)
@@ -494,6 +495,7 @@ class ActivationStore:
                 "layers": attrs.layout.n_layers,
                 "neurons_per_layer": attrs.layout.n_neurons,
                 "neurons": attrs.layout.n_layers * attrs.layout.n_neurons,
+                "checkpoint_layers": list(attrs.layout.checkpoint_layers),
             },
             "progress": dataclasses.asdict(progress),
             "chunking": {

@@ -39,6 +39,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"sizes       {sizes['utterances']} utterances x {sizes['layers']} layers x "
         f"{sizes['neurons_per_layer']} neurons ({sizes['neurons']} in all), "
         f"spans {'/'.join(sizes['spans'])}",
+        f"checkpoints {', '.join(map(str, sizes['checkpoint_layers'])) or '-'}",
         f"progress    {progress['done']} done, {progress['failed']} failed, "
         f"{progress['pending']} left (of {total})",
         f"chunking    {chunking['n_chunks']} chunks of {chunking['utterance_chunk']} utterances; "

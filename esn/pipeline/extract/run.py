@@ -135,7 +135,7 @@ def extract_into(
     """Probe the store's pending chunks (``utterances`` in store order) and write them."""
     layout = store.layout
     chunks = store.pending_chunks()
-    todo = sum(len(range(*layout.chunk_slice(c).indices(layout.n_utterances))) for c in chunks)
+    todo = sum(layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks)
     stats = GateStatistics(adapter.gate_modules())
     capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
     start_time = time.perf_counter()
