@@ -1,4 +1,4 @@
-"""Fixtures for extraction tests: a small manifest corpus with clips of varied lengths."""
+"""Fixtures shared by the pipeline tests: a small manifest corpus with clips of varied lengths."""
 
 from __future__ import annotations
 

@@ -1,0 +1,118 @@
+"""Interventions on gate neurons: deactivate (a := 0) or steer (a := (1 + alpha) a).
+
+One mechanism serves both, and many conditions in one batch: every batch row gets, per
+layer, a vector of scales over the layer's neurons (0 to deactivate, 1 + alpha to steer,
+1 elsewhere), and a forward hook on the layer's gate module (``mlp.act_fn``) multiplies
+the activation by it at every position, prompt and generated tokens alike. Multiplying by
+exactly 1 changes no bit, so alpha = 0 and an empty mask reproduce the baseline exactly.
+Layers where every scale is 1 get no hook at all.
+
+    with intervention_hooks(adapter, Intervention.deactivate(pairs)):
+        answers = adapter.generate(batch, 20)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from esn.errors import RequestError
+from esn.pipeline.models.base import ModelAdapter
+
+__all__ = ["Intervention", "intervention_hooks", "scale_tables"]
+
+MODES = ("deactivate", "steer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Intervention:
+    """Neurons (``(layer, neuron)`` pairs) and what to do to them; ``None`` = no intervention."""
+
+    mode: str
+    neurons: tuple[tuple[int, int], ...]
+    alpha: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise RequestError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == "deactivate" and self.alpha != 0.0:
+            raise RequestError("alpha is for steering; deactivation sets neurons to 0")
+        object.__setattr__(self, "neurons", _as_pairs(self.neurons))
+
+    @classmethod
+    def deactivate(cls, neurons: Iterable[Sequence[int]]) -> Intervention:
+        return cls("deactivate", _as_pairs(neurons))
+
+    @classmethod
+    def steer(cls, neurons: Iterable[Sequence[int]], alpha: float) -> Intervention:
+        return cls("steer", _as_pairs(neurons), float(alpha))
+
+    @property
+    def scale(self) -> float:
+        return 0.0 if self.mode == "deactivate" else 1.0 + self.alpha
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(sorted({layer for layer, _ in self.neurons}))
+
+
+def _as_pairs(neurons: Iterable[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(p[0]), int(p[1])) for p in neurons)
+
+
+def scale_tables(rows: Sequence[Intervention | None], n_layers: int, n_neurons: int,
+                 ) -> dict[int, np.ndarray]:
+    """Per touched layer, ``(B, n_neurons)`` float64 scales for ``rows`` (one per batch row)."""
+    tables: dict[int, np.ndarray] = {}
+    for b, row in enumerate(rows):
+        if row is None or (row.mode == "steer" and row.alpha == 0.0):
+            continue
+        for layer, neuron in row.neurons:
+            if not (0 <= layer < n_layers and 0 <= neuron < n_neurons):
+                raise RequestError(f"neuron [{layer}, {neuron}] is outside {n_layers} layers "
+                                   f"x {n_neurons} neurons")
+            table = tables.setdefault(layer, np.ones((len(rows), n_neurons)))
+            table[b, neuron] = row.scale
+    return tables
+
+
+@contextlib.contextmanager
+def intervention_hooks(
+    adapter: ModelAdapter, rows: Intervention | Sequence[Intervention | None]
+) -> Iterator[dict[int, np.ndarray]]:
+    """Apply interventions while the context lasts: one ``Intervention`` for every row of
+    every batch (notebook use), or one per batch row (``None``: leave that row alone)."""
+    listed: Sequence[Intervention | None] = [rows] if isinstance(rows, Intervention) else rows
+    gates = adapter.gate_modules()
+    tables = scale_tables(listed, len(gates), adapter.n_neurons)
+    handles = []
+    try:
+        for layer, table in tables.items():
+            handles.append(gates[layer].register_forward_hook(_scaler(table)))
+        yield tables
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _scaler(table: np.ndarray):  # noqa: ANN202 - a torch hook signature
+    cache: dict[torch.device, torch.Tensor] = {}
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        if output.device not in cache:
+            cache[output.device] = torch.as_tensor(table, dtype=torch.float32,
+                                                   device=output.device)
+        scale = cache[output.device]
+        if scale.shape[0] not in (1, output.shape[0]):
+            raise RuntimeError(f"intervention rows ({scale.shape[0]}) do not match the batch "
+                               f"({output.shape[0]})")
+        # In float32, so that 1 + alpha is not rounded to bfloat16 first; x * 1.0 and the
+        # round trip through float32 leave untouched neurons bit for bit as they were.
+        return (output.to(torch.float32) * scale[:, None, :]).to(output.dtype)
+
+    return hook
