@@ -14,21 +14,29 @@ what the statistics, the store and the bookkeeping add.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import tempfile
-import time
-from pathlib import Path
+import os
+import sys
 
-import numpy as np
-import soundfile as sf
-import torch
+# benchmarks/select.py is named like the standard library's `select`, which subprocess and
+# asyncio import: when a script here runs directly, take this folder off the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
+    os.path.abspath(__file__))]
 
-from esn.pipeline.audio import load_audio
-from esn.pipeline.extract.run import ExtractRequest, extract_into, select_utterances
-from esn.pipeline.models import LoadOptions, load_adapter
-from esn.pipeline.probe import Probe
-from esn.stores import ActivationStore
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+
+from esn.pipeline.audio import load_audio  # noqa: E402
+from esn.pipeline.extract.run import ExtractRequest, extract_into, select_utterances  # noqa: E402
+from esn.pipeline.models import LoadOptions, load_adapter  # noqa: E402
+from esn.pipeline.probe import Probe  # noqa: E402
+from esn.stores import ActivationStore  # noqa: E402
 
 EMOTIONS = ("anger", "happy", "neutral", "sad")
 

@@ -11,16 +11,24 @@ The baseline is the smallest chunk size, measured in the same run.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-import time
-from pathlib import Path
+import os
+import sys
 
-import numpy as np
+# benchmarks/select.py is named like the standard library's `select`, which subprocess and
+# asyncio import: when a script here runs directly, take this folder off the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
+    os.path.abspath(__file__))]
 
-import esn
-from esn.schemas import ModelInfo, ProbeInfo, StatsBatch, Utterance
-from esn.stores import ActivationStore
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import esn  # noqa: E402
+from esn.schemas import ModelInfo, ProbeInfo, StatsBatch, Utterance  # noqa: E402
+from esn.stores import ActivationStore  # noqa: E402
 
 LABELS = ("anger", "happy", "neutral", "sad")
 

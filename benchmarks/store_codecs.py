@@ -11,13 +11,21 @@ Baseline: the same chunk stored uncompressed, measured in the same run.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-import time
+import os
+import sys
 
-import numpy as np
-import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
+# benchmarks/select.py is named like the standard library's `select`, which subprocess and
+# asyncio import: when a script here runs directly, take this folder off the import path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
+    os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import zarr  # noqa: E402
+from zarr.codecs import BloscCodec, ZstdCodec  # noqa: E402
 
 
 def synthetic_chunk(rng: np.random.Generator, n_utt: int, n_neurons: int, n_layers: int):
