@@ -1,0 +1,146 @@
+"""Answers of stored items under every condition: by replay where it decides, else in full.
+
+``replay``: from the latest hidden-state checkpoint at or below the condition's earliest
+intervened layer (the baseline uses the last checkpoint), rerun the remaining layers for
+many (condition, item) pairs per pass, each row with its own intervention, and read the
+first token; an option number is the answer. Items whose first token is not an option
+number, conditions with no usable checkpoint, and stores without checkpoints go to
+``full``: decode the audio, build the batch, and generate with the intervention.
+``engine="auto"`` does exactly that; ``"replay"`` refuses what it cannot replay;
+``"full"`` never replays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from esn.errors import RequestError
+from esn.pipeline.audio import load_audio
+from esn.pipeline.intervene.conditions import Condition
+from esn.pipeline.intervene.hooks import intervention_hooks
+from esn.pipeline.intervene.replay import (
+    ReplayInputs,
+    choose_checkpoint,
+    first_token_digit,
+    replay_first_logits,
+)
+from esn.pipeline.models.base import ModelAdapter, ProbeBatch
+from esn.pipeline.probe import Probe
+from esn.stores.activations import ActivationStore
+from esn.stores.checkpoints import CheckpointChunk
+
+__all__ = ["Answers", "answer_items"]
+
+ENGINES = ("auto", "replay", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """``(condition, item)`` raw text, parsed emotion, and which engine answered."""
+
+    raw: np.ndarray
+    parsed: np.ndarray
+    engine: np.ndarray
+
+
+def answer_items(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
+                 conditions: Sequence[Condition], *, engine: str = "auto",
+                 batch_size: int = 8) -> Answers:
+    """Answers for store utterances ``items`` under each condition."""
+    if engine not in ENGINES:
+        raise RequestError(f"engine must be one of {ENGINES}, got {engine!r}")
+    probe = Probe.from_info(store.attributes.probe, store.attributes.labels)
+    options = store.metadata("options")
+    shape = (len(conditions), len(items))
+    raw = np.full(shape, "", dtype=object)
+    parsed = np.full(shape, "", dtype=object)
+    used = np.full(shape, "", dtype=object)
+    pending: dict[int, list[int]] = defaultdict(list)  # condition -> item positions left
+    checkpoints = store.layout.checkpoint_layers
+    for c, condition in enumerate(conditions):
+        layer = _replay_layer(condition, checkpoints) if engine != "full" else None
+        if layer is None:
+            if engine == "replay":
+                raise RequestError(f"{condition.name}: no checkpoint at or below its first "
+                                   f"intervened layer (store has {list(checkpoints)})")
+            pending[c] = list(range(len(items)))
+    replayable = [c for c in range(len(conditions)) if c not in pending]
+    if replayable:
+        _replay(adapter, store, items, conditions, replayable, options, probe, batch_size,
+                raw, parsed, used, pending)
+    if pending:
+        _full(adapter, store, items, conditions, pending, options, probe, batch_size,
+              raw, parsed, used)
+    return Answers(raw=raw, parsed=parsed, engine=used)
+
+
+def _replay_layer(condition: Condition, checkpoints: Sequence[int]) -> int | None:
+    if not checkpoints:
+        return None
+    if condition.intervention is None or not condition.intervention.layers:
+        return max(checkpoints)
+    return choose_checkpoint(checkpoints, min(condition.intervention.layers))
+
+
+def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
+            conditions: Sequence[Condition], replayable: list[int], options: np.ndarray,
+            probe: Probe, batch_size: int, raw: np.ndarray, parsed: np.ndarray,
+            used: np.ndarray, pending: dict[int, list[int]]) -> None:
+    layout = store.layout
+    by_chunk: dict[int, list[int]] = defaultdict(list)
+    for position, item in enumerate(items):
+        by_chunk[item // layout.utterance_chunk].append(position)
+    for chunk, positions in sorted(by_chunk.items()):
+        saved: CheckpointChunk = store.read_checkpoints(chunk)
+        by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for c in replayable:
+            layer = _replay_layer(conditions[c], layout.checkpoint_layers)
+            assert layer is not None
+            by_layer[layer].extend((c, p) for p in positions)
+        for layer, pairs in by_layer.items():
+            for first in range(0, len(pairs), batch_size):
+                part = pairs[first:first + batch_size]
+                rows = [items[p] - chunk * layout.utterance_chunk for _, p in part]
+                inputs = ReplayInputs.from_checkpoints(saved, layout.checkpoint_layers, layer,
+                                                       rows)
+                logits = replay_first_logits(adapter, inputs,
+                                             [conditions[c].intervention for c, _ in part])
+                tokens = logits.argmax(-1).cpu()
+                digits = first_token_digit(adapter, tokens, layout.n_options)
+                for (c, p), token, digit in zip(part, tokens, digits, strict=True):
+                    if digit is None:
+                        pending[c].append(p)
+                        continue
+                    raw[c, p] = adapter.decode(token.reshape(1))
+                    parsed[c, p] = probe.parse(raw[c, p], tuple(options[items[p]]))
+                    used[c, p] = "replay"
+
+
+def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
+          conditions: Sequence[Condition], pending: dict[int, list[int]],
+          options: np.ndarray, probe: Probe, batch_size: int, raw: np.ndarray,
+          parsed: np.ndarray, used: np.ndarray) -> None:
+    paths = store.metadata("path")
+    audio_cache: dict[int, np.ndarray] = {}
+    for c, positions in sorted(pending.items()):
+        condition = conditions[c]
+        for first in range(0, len(positions), batch_size):
+            part = sorted(positions)[first:first + batch_size]
+            for p in part:
+                if items[p] not in audio_cache:
+                    audio_cache[items[p]] = load_audio(str(paths[items[p]]), adapter.sample_rate)
+            batch: ProbeBatch = adapter.build_batch(
+                [audio_cache[items[p]] for p in part],
+                [probe.prompt(tuple(options[items[p]])) for p in part])
+            rows = condition.intervention if condition.intervention is not None else []
+            with torch.inference_mode(), intervention_hooks(adapter, rows):
+                answers = adapter.generate(batch, probe.max_new_tokens)
+            for p, answer in zip(part, answers, strict=True):
+                raw[c, p] = answer
+                parsed[c, p] = probe.parse(answer, tuple(options[items[p]]))
+                used[c, p] = "full"
