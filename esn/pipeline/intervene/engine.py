@@ -22,7 +22,7 @@ import torch
 from esn.errors import RequestError
 from esn.pipeline.audio import load_audio
 from esn.pipeline.intervene.conditions import Condition
-from esn.pipeline.intervene.hooks import intervention_hooks
+from esn.pipeline.intervene.hooks import Intervention, intervention_hooks
 from esn.pipeline.intervene.replay import (
     ReplayInputs,
     choose_checkpoint,
@@ -137,7 +137,8 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             batch: ProbeBatch = adapter.build_batch(
                 [audio_cache[items[p]] for p in part],
                 [probe.prompt(tuple(options[items[p]])) for p in part])
-            rows = condition.intervention if condition.intervention is not None else []
+            rows: Intervention | list[Intervention | None] = (
+                condition.intervention if condition.intervention is not None else [])
             with torch.inference_mode(), intervention_hooks(adapter, rows):
                 answers = adapter.generate(batch, probe.max_new_tokens)
             for p, answer in zip(part, answers, strict=True):
