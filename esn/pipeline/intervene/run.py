@@ -1,0 +1,195 @@
+"""``esn intervene``: test items, the condition sweep, and the results folder.
+
+Test items are finished utterances of the evaluation store (the identification store
+unless a transfer store is given), from the test split (``auto``: ``test`` when the store
+has splits, else the seeded held-out part the selection left out), class-balanced by
+seeded truncation, and disjoint from the identification pool recorded in the neuron-set
+file (an overlap is refused unless forced). Results go to a folder: ``results.zarr`` (an
+xarray dataset over condition x item with every answer), ``answers.csv`` (one row per
+condition and item) and ``summary.json`` (effect matrices per method and strength).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from esn.errors import RequestError, StoreExistsError
+from esn.pipeline.intervene.conditions import BASELINE, RANDOM, Condition, build_conditions
+from esn.pipeline.intervene.engine import Answers, answer_items
+from esn.pipeline.intervene.evaluate import bootstrap_effects, effect_matrix
+from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
+from esn.pipeline.select.pool import heldout_mask
+from esn.pipeline.select.run import store_fingerprint
+from esn.provenance import library_versions
+from esn.schemas.store import STATUS_DONE
+from esn.stores.activations import ActivationStore
+from esn.stores.neuron_sets import read_neuron_sets
+
+__all__ = ["InterveneRequest", "choose_test_items", "intervene"]
+
+RESULTS_FORMAT = "esn-intervention-results"
+RESULTS_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InterveneRequest:
+    """One sweep: which store and sets, which conditions, which items, which engine."""
+
+    store: str
+    sets: str
+    out: str
+    mode: str = "deactivate"
+    strengths: tuple[float, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    random_draws: int | None = None
+    split: str = "auto"
+    per_emotion: int | None = None
+    engine: str = "auto"
+    eval_store: str | None = None
+    batch_size: int = 8
+    n_boot: int = 1000
+    seed: int = 0
+    force_overlap: bool = False
+    overwrite: bool = False
+    model: LoadOptions | None = None  # default: the store's model on the CPU
+
+
+def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: dict[str, Any],
+                      *, split: str, per_emotion: int | None, seed: int,
+                      force_overlap: bool, same_store: bool) -> list[int]:
+    """Store indices of the class-balanced test items (sorted)."""
+    ids, emotion = store.metadata("utterance"), store.metadata("emotion")
+    splits = store.metadata("split")
+    keep = (store.status() == STATUS_DONE) & np.isin(emotion, store.attributes.labels)
+    if split == "auto":
+        if (splits != "").any():
+            keep &= splits == "test"
+        elif same_store:  # the complement of the selection's held-out draw
+            keep &= heldout_mask(ids, emotion, float(pool_options.get("holdout", 0.5)),
+                                 int(pool_options.get("seed", 0)))
+    elif split != "all":
+        keep &= splits == split
+    overlap = sorted(set(ids[keep].tolist()) & pool_ids)
+    if overlap and not force_overlap:
+        raise RequestError(f"{len(overlap)} test item(s) are in the identification pool "
+                           f"(e.g. {overlap[0]}); choose another split or force the overlap")
+    rng = np.random.default_rng(seed)
+    labels = store.attributes.labels
+    per = {e: np.flatnonzero(keep & (emotion == e)) for e in labels}
+    empty = [e for e, idx in per.items() if idx.size == 0]
+    if empty:
+        raise RequestError(f"no test items for {empty} in split {split!r}")
+    size = min(idx.size for idx in per.values())
+    if per_emotion is not None:
+        size = min(size, per_emotion)
+    chosen = [rng.choice(idx, size=size, replace=False) for idx in per.values()]
+    return sorted(int(i) for i in np.concatenate(chosen))
+
+
+def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None) -> Path:
+    """Run the sweep and write the results folder; returns its path."""
+    out = Path(request.out)
+    if out.exists() and not request.overwrite:
+        raise StoreExistsError(f"{out} exists; pass overwrite to replace it")
+    sets = read_neuron_sets(request.sets)
+    ident = ActivationStore.open(request.store)
+    if sets.store.get("fingerprint") != store_fingerprint(ident):
+        raise RequestError(f"{request.sets} was not selected from {request.store} "
+                           "(store fingerprints differ)")
+    store = ActivationStore.open(request.eval_store) if request.eval_store else ident
+    if store.attributes.model.id != ident.attributes.model.id:
+        raise RequestError("transfer needs the same model: "
+                           f"{store.attributes.model.id} vs {ident.attributes.model.id}")
+    pool_ids = {u for items in sets.pool["item_ids"].values() for u in items}
+    items = choose_test_items(store, pool_ids, dict(sets.pool.get("options", {})),
+                              split=request.split, per_emotion=request.per_emotion,
+                              seed=request.seed, force_overlap=request.force_overlap,
+                              same_store=request.eval_store is None)
+    conditions = build_conditions(sets, mode=request.mode, strengths=request.strengths,
+                                  methods=request.methods, random_draws=request.random_draws)
+    adapter = adapter or load_adapter(request.model or LoadOptions(
+        model_id=store.attributes.model.id))
+    answers = answer_items(adapter, store, items, conditions, engine=request.engine,
+                           batch_size=request.batch_size)
+    ds = results_dataset(store, items, conditions, answers, request)
+    summary = summarize(ds, n_boot=request.n_boot, seed=request.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    ds.to_zarr(out / "results.zarr", mode="w", zarr_format=3, consolidated=False)
+    ds[["raw", "parsed", "correct", "engine"]].to_dataframe().reset_index().to_csv(
+        out / "answers.csv", index=False)
+    tmp = out / f"summary.json.{os.getpid()}.partial"
+    tmp.write_text(json.dumps(summary, indent=1))
+    tmp.replace(out / "summary.json")
+    return out
+
+
+def results_dataset(store: ActivationStore, items: Sequence[int],
+                    conditions: Sequence[Condition], answers: Answers,
+                    request: InterveneRequest) -> xr.Dataset:
+    gold = store.metadata("emotion")[list(items)]
+    correct = answers.parsed == gold[None, :]
+    ds = xr.Dataset(
+        {"raw": (("condition", "item"), answers.raw),
+         "parsed": (("condition", "item"), answers.parsed),
+         "engine": (("condition", "item"), answers.engine),
+         "correct": (("condition", "item"), correct.astype(bool))},
+        coords={
+            "condition": np.array([c.name for c in conditions], dtype=object),
+            "method": ("condition", np.array([c.method for c in conditions], dtype=object)),
+            "mask": ("condition", np.array([c.mask for c in conditions], dtype=object)),
+            "strength": ("condition", [c.strength for c in conditions]),
+            "draw": ("condition", [c.draw for c in conditions]),
+            "item": store.metadata("utterance")[list(items)],
+            "emotion": ("item", gold),
+        },
+    )
+    ds.attrs = {
+        "format": RESULTS_FORMAT, "schema_version": RESULTS_VERSION, "mode": request.mode,
+        "store": request.store, "eval_store": request.eval_store or request.store,
+        "sets": request.sets, "engine": request.engine, "labels": list(store.attributes.labels),
+        "model": store.attributes.model.id,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": json.dumps(library_versions()),
+    }
+    return ds
+
+
+def summarize(ds: xr.Dataset, *, n_boot: int, seed: int) -> dict[str, Any]:
+    """Effect matrices (with bootstrap intervals) per method and strength."""
+    labels = list(ds.attrs["labels"])
+    gold = ds.emotion.values.astype(object)
+    baseline = ds.parsed.sel(condition=BASELINE).values.astype(object)
+    out: dict[str, Any] = {"labels": labels, "mode": ds.attrs["mode"], "tables": []}
+    methods = [m for m in dict.fromkeys(ds.method.values.tolist()) if m not in (BASELINE,
+                                                                                RANDOM)]
+    swept = ds.strength.values[ds.method.values != BASELINE].tolist()
+    for strength in sorted(set(swept)):
+        rnd = ds.where((ds.method == RANDOM) & (ds.strength == strength), drop=True)
+        for method in methods:
+            rows = {}
+            for emotion in labels:
+                name = f"{method}/{emotion}/{strength:g}"
+                if name in ds.condition.values:
+                    rows[emotion] = ds.parsed.sel(condition=name).values.astype(object)
+            if rnd.sizes.get("condition", 0):
+                rows[RANDOM] = rnd.parsed.values.astype(object)
+            m = effect_matrix(gold, baseline, rows, labels)
+            ci = bootstrap_effects(gold, baseline, rows, labels, n_boot=n_boot, seed=seed)
+            out["tables"].append({
+                "method": method, "strength": strength, "rows": list(m.rows),
+                "columns": list(m.columns), "delta": m.delta.tolist(),
+                "self": m.self_effect.tolist(), "cross": m.cross_effect.tolist(),
+                "gap": m.gap.tolist(), "uar_change": m.uar_change.tolist(),
+                "baseline_recall": m.baseline_recall.tolist(),
+                "ci": {k: v.tolist() for k, v in ci.items()},
+            })
+    return out

@@ -1,0 +1,73 @@
+"""The sweep end to end: test items, results folder, and a summary that an independent
+computation from the tidy CSV reproduces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from esn.errors import RequestError
+from esn.pipeline.extract import ExtractRequest, extract
+from esn.pipeline.intervene.run import InterveneRequest, intervene
+from esn.pipeline.models import LoadOptions
+from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
+from esn.stores.neuron_sets import write_neuron_sets
+
+MODEL = "tiny-qwen2_5_omni"
+
+
+@pytest.fixture
+def prepared(manifest: Path, tmp_path: Path) -> tuple[Path, Path]:
+    out = tmp_path / "s.zarr"
+    extract(ExtractRequest(model=LoadOptions(model_id=MODEL), corpus=f"manifest:{manifest}",
+                           out=str(out), batch_size=4, utterance_chunk=4,
+                           checkpoint_layers=(0, 2)))
+    sets, _ = select_neurons(str(out), SelectOptions(
+        fraction=0.05, random_draws=2,
+        pool=PoolOptions(holdout=0.4, correct_only=False, balance=False)))
+    write_neuron_sets(tmp_path / "sets.json", sets)
+    return out, tmp_path / "sets.json"
+
+
+def test_sweep_writes_results_that_recompute(prepared, tmp_path: Path) -> None:
+    store, sets = prepared
+    folder = intervene(InterveneRequest(store=str(store), sets=str(sets),
+                                        out=str(tmp_path / "res"), mode="steer",
+                                        strengths=(4.0,), methods=("mad", "conact"),
+                                        n_boot=50))
+    ds = xr.open_zarr(folder / "results.zarr", consolidated=False)
+    answers = pd.read_csv(folder / "answers.csv", keep_default_na=False)
+    summary = json.loads((folder / "summary.json").read_text())
+    pool = set(json.loads(sets.read_text())["pool"]["item_ids"]["anger"])
+    assert not pool & set(ds.item.values.tolist())  # test items are held out
+    assert len(answers) == ds.sizes["condition"] * ds.sizes["item"]
+    labels = summary["labels"]
+    for table in summary["tables"]:
+        base = answers[answers.condition == "baseline"]
+        for r, row in enumerate(table["rows"]):
+            if row == "rnd":
+                part = answers[answers.condition.str.startswith("rnd/")]
+            else:
+                part = answers[answers.condition == f"{table['method']}/{row}/4"]
+            for c, emotion in enumerate(labels):
+                draws = [recall(g, emotion) for _, g in part.groupby("condition")]
+                expected = 100 * (np.mean(draws) - recall(base, emotion))
+                assert table["delta"][r][c] == pytest.approx(expected)
+        assert len(table["self"]) == len(table["rows"])
+
+
+def recall(frame: pd.DataFrame, emotion: str) -> float:
+    mine = frame[frame.emotion == emotion]
+    return float((mine.parsed == emotion).mean())
+
+
+def test_overlap_with_the_pool_is_refused(prepared, tmp_path: Path) -> None:
+    store, sets = prepared
+    with pytest.raises(RequestError, match="identification pool"):
+        intervene(InterveneRequest(store=str(store), sets=str(sets), split="all",
+                                   out=str(tmp_path / "res"), mode="steer"))
