@@ -317,6 +317,73 @@ def _dask_progress():  # noqa: ANN202 - a context manager
 
 
 @main.command()
+@click.option("--store", "store_url", required=True, metavar="STORE",
+              help="The store the neuron sets were selected from.")
+@click.option("--sets", "sets_path", required=True, metavar="SETS", help="Neuron-set file.")
+@click.option("--out", required=True, metavar="DIR", help="Results folder to write.")
+@click.option("--mode", type=click.Choice(["deactivate", "steer"]), default="deactivate",
+              show_default=True)
+@click.option("--alpha", "alphas", multiple=True, type=float, metavar="A",
+              help="Steering strength(s), a := (1 + A) a (repeatable; default 0.5).")
+@click.option("--fraction", "fractions", multiple=True, type=float, metavar="F",
+              help="Deactivation mask fraction(s), at most the sets' (repeatable).")
+@click.option("--method", "methods", multiple=True, metavar="NAME",
+              help="Methods from the sets file (default: all but rnd, the control).")
+@click.option("--random-draws", type=click.IntRange(min=0), default=None,
+              help="Random-control draws to run (default: all in the sets file).")
+@click.option("--split", default="auto", show_default=True,
+              help="Test split: a name, 'all', or auto (test, or the held-out part).")
+@click.option("--per-emotion", type=click.IntRange(min=1), default=None,
+              help="At most N test items per emotion (seeded).")
+@click.option("--engine", type=click.Choice(["auto", "replay", "full"]), default="auto",
+              show_default=True)
+@click.option("--eval-store", default=None, metavar="STORE2",
+              help="Evaluate on another store of the same model (transfer).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--dtype", default="auto", show_default=True,
+              type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=10), default=1000,
+              show_default=True, help="Bootstrap resamples for the confidence intervals.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force-overlap", is_flag=True,
+              help="Allow test items that are in the identification pool.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing results folder.")
+@library_errors
+def intervene(store_url: str, sets_path: str, out: str, mode: str, alphas: tuple[float, ...],
+              fractions: tuple[float, ...], methods: tuple[str, ...],
+              random_draws: int | None, split: str, per_emotion: int | None, engine: str,
+              eval_store: str | None, batch_size: int, device: str, dtype: str, n_boot: int,
+              seed: int, force_overlap: bool, overwrite: bool) -> None:
+    """Deactivate or steer the selected neurons and measure emotion recognition.
+
+    \b
+    Example:
+        esn intervene --store runs/tiny.zarr --sets runs/tiny.sets.json --mode steer \\
+            --alpha 0.5 --alpha 2 --out runs/tiny-steer
+    """
+    from esn.pipeline.intervene.describe import format_results
+    from esn.pipeline.intervene.run import InterveneRequest
+    from esn.pipeline.intervene.run import intervene as run_intervene
+    from esn.pipeline.models import LoadOptions
+    from esn.stores import ActivationStore
+
+    strengths = alphas if mode == "steer" else fractions
+    if (alphas and mode == "deactivate") or (fractions and mode == "steer"):
+        raise click.UsageError("--alpha is for --mode steer, --fraction for --mode deactivate")
+    model_id = ActivationStore.open(eval_store or store_url).attributes.model.id
+    folder = run_intervene(InterveneRequest(
+        store=store_url, sets=sets_path, out=out, mode=mode, strengths=strengths or None,
+        methods=_split_list(methods), random_draws=random_draws, split=split,
+        per_emotion=per_emotion, engine=engine, eval_store=eval_store,
+        batch_size=batch_size, n_boot=n_boot, seed=seed, force_overlap=force_overlap,
+        overwrite=overwrite,
+        model=LoadOptions(model_id=model_id, device=device, dtype=dtype),
+    ))
+    click.echo(format_results(folder))
+
+
+@main.command()
 @click.argument("store")
 @json_option
 @library_errors

@@ -71,3 +71,21 @@ def test_overlap_with_the_pool_is_refused(prepared, tmp_path: Path) -> None:
     with pytest.raises(RequestError, match="identification pool"):
         intervene(InterveneRequest(store=str(store), sets=str(sets), split="all",
                                    out=str(tmp_path / "res"), mode="steer"))
+
+
+def test_cli_prints_the_self_cross_table(prepared, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from esn.cli import main
+
+    store, sets = prepared
+    args = ["intervene", "--store", str(store), "--sets", str(sets), "--mode", "deactivate",
+            "--method", "mad", "--random-draws", "1", "--bootstrap", "20",
+            "--out", str(tmp_path / "cli")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "mad at 0.05" in result.stdout and "gap" in result.stdout
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 1 and "overwrite" in again.stderr
+    wrong = CliRunner().invoke(main, [*args[:-2], "--alpha", "1", "--out", str(tmp_path / "x")])
+    assert wrong.exit_code == 2 and "--alpha is for" in wrong.stderr
