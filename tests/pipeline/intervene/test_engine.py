@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from esn.errors import RequestError
-from esn.pipeline.extract import ExtractRequest, extract
 from esn.pipeline.intervene.conditions import BASELINE, build_conditions
 from esn.pipeline.intervene.engine import answer_items
 from esn.pipeline.models import LoadOptions, load_adapter
-from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
 from esn.schemas import STATUS_DONE
 from esn.stores import ActivationStore
-
-MODEL = "tiny-qwen2_5_omni"
+from esn.stores.neuron_sets import read_neuron_sets
+from tests.pipeline.intervene.conftest import MODEL
 
 
 @pytest.fixture
-def store_and_sets(manifest: Path, tmp_path: Path):
-    out = tmp_path / "s.zarr"
-    extract(ExtractRequest(model=LoadOptions(model_id=MODEL), corpus=f"manifest:{manifest}",
-                           out=str(out), batch_size=4, utterance_chunk=4,
-                           checkpoint_layers=(0, 2)))
-    sets, _ = select_neurons(str(out), SelectOptions(
-        fraction=0.05, random_draws=2,
-        pool=PoolOptions(split="all", correct_only=False, balance=False)))
-    return ActivationStore.open(out), sets
+def store_and_sets(prepared):
+    store, sets = prepared
+    return ActivationStore.open(store), read_neuron_sets(sets)
 
 
 def test_condition_grid(store_and_sets) -> None:
