@@ -13,7 +13,8 @@ from esn.pipeline.models import LoadOptions, load_adapter
 from esn.schemas import STATUS_DONE
 from esn.stores import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets
-from tests.pipeline.intervene.conftest import MODEL
+
+MODEL = "tiny-qwen2_5_omni"
 
 
 @pytest.fixture
