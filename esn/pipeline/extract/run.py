@@ -17,7 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import torch
 
-from esn.errors import AudioDecodeError, RequestError
+from esn.errors import (
+    AudioDecodeError,
+    RequestError,
+    StoreMismatchError,
+    StoreNotFoundError,
+    StoreValidationError,
+)
 from esn.pipeline.audio import load_audio
 from esn.pipeline.corpora import balanced_sample, load_corpus, parse_merges
 from esn.pipeline.extract.capture import HiddenStateCapture
@@ -25,7 +31,14 @@ from esn.pipeline.extract.statistics import GateStatistics, span_masks
 from esn.pipeline.extract.writer import ChunkWriter
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.probe import DEFAULT_TEMPLATE, Probe
-from esn.schemas import STATUS_DONE, STATUS_FAILED, StatsBatch, StoreLayout, Utterance
+from esn.schemas import (
+    STATUS_DONE,
+    STATUS_FAILED,
+    StatsBatch,
+    StoreLayout,
+    Utterance,
+    utterance_digest,
+)
 from esn.stores.activations import ActivationStore, Progress
 from esn.stores.checkpoints import CheckpointChunk
 
@@ -102,6 +115,8 @@ def extract(
     utterances, labels = select_utterances(request)
     probe = Probe(labels=labels, template=request.template, seed=request.seed,
                   option_order=request.option_order, max_new_tokens=request.max_new_tokens)
+    if not request.overwrite:  # refuse a mismatched store before loading a large model
+        _refuse_other_run(request, probe, labels, utterances)
     adapter = adapter or load_adapter(request.model)
     hidden_dtype = str(next(adapter.model.parameters()).dtype).removeprefix("torch.")
     store = ActivationStore.create(
@@ -121,6 +136,27 @@ def extract(
     )
     return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
                         progress=progress)
+
+
+def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[str],
+                      utterances: Sequence[Utterance]) -> None:
+    """The cheap part of the store's resume check, done before the model is loaded."""
+    try:
+        attrs = ActivationStore.open(request.out).attributes
+    except (StoreNotFoundError, StoreValidationError):
+        return  # nothing there, or an unfinished creation: create() handles both
+    wanted = {"model": request.model.model_id, "probe": probe.info, "labels": tuple(labels),
+              "utterances": utterance_digest([u.id for u in utterances])}
+    have = {"model": attrs.model.id, "probe": attrs.probe, "labels": attrs.labels,
+            "utterances": attrs.utterance_digest}
+    differing = [f"{k}: store has {have[k]!r}, asked {wanted[k]!r}"
+                 if k in ("model", "labels") else f"{k} differ"
+                 for k in wanted if wanted[k] != have[k]]
+    if differing:
+        raise StoreMismatchError(
+            f"{request.out} was made for another run ({'; '.join(differing)}); refusing to "
+            "resume. Use a new --out, or --overwrite to start again."
+        )
 
 
 def extract_into(

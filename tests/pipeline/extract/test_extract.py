@@ -215,3 +215,18 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(manifest: Path, tmp_path
         ca = ActivationStore.open(killed).read_checkpoints(chunk)
         cb = ActivationStore.open(tmp_path / "whole.zarr").read_checkpoints(chunk)
         assert torch.equal(ca.hidden, cb.hidden)
+
+
+def test_a_mismatched_store_is_refused_before_the_model_loads(manifest: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    out = tmp_path / "s.zarr"
+    extract(request(manifest, out, TINY[0]))
+
+    def no_loading(options):
+        raise AssertionError("the model was loaded before the store was checked")
+
+    monkeypatch.setattr("esn.pipeline.extract.run.load_adapter", no_loading)
+    with pytest.raises(StoreMismatchError, match="probe differ"):
+        extract(request(manifest, out, TINY[0], seed=3))
+    with pytest.raises(StoreMismatchError, match="model: store has 'tiny-qwen2_5_omni'"):
+        extract(request(manifest, out, "tiny-voxtral"))
