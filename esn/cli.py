@@ -317,10 +317,13 @@ def _dask_progress():  # noqa: ANN202 - a context manager
 
 
 @main.command()
-@click.option("--store", "store_url", required=True, metavar="STORE",
+@click.option("--store", "store_url", metavar="STORE",
               help="The store the neuron sets were selected from.")
-@click.option("--sets", "sets_path", required=True, metavar="SETS", help="Neuron-set file.")
-@click.option("--out", required=True, metavar="DIR", help="Results folder to write.")
+@click.option("--sets", "sets_path", metavar="SETS", help="Neuron-set file.")
+@click.option("--out", required=True, metavar="DIR",
+              help="Results folder to write (with --summary: to read).")
+@click.option("--summary", is_flag=True,
+              help="Only print the self/cross table of an existing results folder.")
 @click.option("--mode", type=click.Choice(["deactivate", "steer"]), default="deactivate",
               show_default=True)
 @click.option("--alpha", "alphas", multiple=True, type=float, metavar="A",
@@ -350,7 +353,8 @@ def _dask_progress():  # noqa: ANN202 - a context manager
               help="Allow test items that are in the identification pool.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing results folder.")
 @library_errors
-def intervene(store_url: str, sets_path: str, out: str, mode: str, alphas: tuple[float, ...],
+def intervene(store_url: str | None, sets_path: str | None, out: str, summary: bool,
+              mode: str, alphas: tuple[float, ...],
               fractions: tuple[float, ...], methods: tuple[str, ...],
               random_draws: int | None, split: str, per_emotion: int | None, engine: str,
               eval_store: str | None, batch_size: int, device: str, dtype: str, n_boot: int,
@@ -362,12 +366,19 @@ def intervene(store_url: str, sets_path: str, out: str, mode: str, alphas: tuple
         esn intervene --store runs/tiny.zarr --sets runs/tiny.sets.json --mode steer \\
             --alpha 0.5 --alpha 2 --out runs/tiny-steer
     """
+    from pathlib import Path
+
     from esn.pipeline.intervene.describe import format_results
     from esn.pipeline.intervene.run import InterveneRequest
     from esn.pipeline.intervene.run import intervene as run_intervene
     from esn.pipeline.models import LoadOptions
     from esn.stores import ActivationStore
 
+    if summary:
+        click.echo(format_results(Path(out)))
+        return
+    if not store_url or not sets_path:
+        raise click.UsageError("give --store and --sets (or --summary with an existing --out)")
     strengths = alphas if mode == "steer" else fractions
     if (alphas and mode == "deactivate") or (fractions and mode == "steer"):
         raise click.UsageError("--alpha is for --mode steer, --fraction for --mode deactivate")
@@ -379,7 +390,7 @@ def intervene(store_url: str, sets_path: str, out: str, mode: str, alphas: tuple
         batch_size=batch_size, n_boot=n_boot, seed=seed, force_overlap=force_overlap,
         overwrite=overwrite,
         model=LoadOptions(model_id=model_id, device=device, dtype=dtype),
-    ))
+    ), progress=stderr_progress("answered"))
     click.echo(format_results(folder))
 
 

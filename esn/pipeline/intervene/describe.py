@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from esn.errors import StoreNotFoundError
+
 __all__ = ["format_results"]
 
 
 def format_results(folder: Path) -> str:
     """Per method and strength: each mask row's self, mean cross and gap (points, 95% CI)."""
-    summary = json.loads((folder / "summary.json").read_text())
+    path = folder / "summary.json"
+    if not path.is_file():
+        raise StoreNotFoundError(f"{folder} holds no intervention results (no summary.json)")
+    summary = json.loads(path.read_text())
     lines = [f"results   {folder}", f"mode      {summary['mode']}", ""]
     for table in summary["tables"]:
         lines.append(f"{table['method']} at {table['strength']:g}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -50,8 +50,10 @@ class Answers:
 
 def answer_items(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
                  conditions: Sequence[Condition], *, engine: str = "auto",
-                 batch_size: int = 8) -> Answers:
-    """Answers for store utterances ``items`` under each condition."""
+                 batch_size: int = 8, progress: Callable[[int, int], None] | None = None,
+                 ) -> Answers:
+    """Answers for store utterances ``items`` under each condition; ``progress(done,
+    total)`` counts answered (condition, item) pairs."""
     if engine not in ENGINES:
         raise RequestError(f"engine must be one of {ENGINES}, got {engine!r}")
     probe = Probe.from_info(store.attributes.probe, store.attributes.labels)
@@ -69,13 +71,19 @@ def answer_items(adapter: ModelAdapter, store: ActivationStore, items: Sequence[
                 raise RequestError(f"{condition.name}: no checkpoint at or below its first "
                                    f"intervened layer (store has {list(checkpoints)})")
             pending[c] = list(range(len(items)))
+    total = len(conditions) * len(items)
+
+    def report() -> None:
+        if progress is not None:
+            progress(int((used != "").sum()), total)
+
     replayable = [c for c in range(len(conditions)) if c not in pending]
     if replayable:
         _replay(adapter, store, items, conditions, replayable, options, probe, batch_size,
-                raw, parsed, used, pending)
+                raw, parsed, used, pending, report)
     if pending:
         _full(adapter, store, items, conditions, pending, options, probe, batch_size,
-              raw, parsed, used)
+              raw, parsed, used, report)
     return Answers(raw=raw, parsed=parsed, engine=used)
 
 
@@ -90,7 +98,8 @@ def _replay_layer(condition: Condition, checkpoints: Sequence[int]) -> int | Non
 def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             conditions: Sequence[Condition], replayable: list[int], options: np.ndarray,
             probe: Probe, batch_size: int, raw: np.ndarray, parsed: np.ndarray,
-            used: np.ndarray, pending: dict[int, list[int]]) -> None:
+            used: np.ndarray, pending: dict[int, list[int]],
+            report: Callable[[], None]) -> None:
     layout = store.layout
     by_chunk: dict[int, list[int]] = defaultdict(list)
     for position, item in enumerate(items):
@@ -119,12 +128,13 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
                     raw[c, p] = adapter.decode(token.reshape(1))
                     parsed[c, p] = probe.parse(raw[c, p], tuple(options[items[p]]))
                     used[c, p] = "replay"
+                report()
 
 
 def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
           conditions: Sequence[Condition], pending: dict[int, list[int]],
           options: np.ndarray, probe: Probe, batch_size: int, raw: np.ndarray,
-          parsed: np.ndarray, used: np.ndarray) -> None:
+          parsed: np.ndarray, used: np.ndarray, report: Callable[[], None]) -> None:
     paths = store.metadata("path")
     audio_cache: dict[int, np.ndarray] = {}
     for c, positions in sorted(pending.items()):
@@ -145,3 +155,4 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
                 raw[c, p] = answer
                 parsed[c, p] = probe.parse(answer, tuple(options[items[p]]))
                 used[c, p] = "full"
+            report()

@@ -15,7 +15,7 @@ import dataclasses
 import datetime
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,8 @@ def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: 
     return sorted(int(i) for i in np.concatenate(chosen))
 
 
-def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None) -> Path:
+def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
+              progress: Callable[[int, int], None] | None = None) -> Path:
     """Run the sweep and write the results folder; returns its path."""
     out = Path(request.out)
     if out.exists() and not request.overwrite:
@@ -119,7 +120,7 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None)
     adapter = adapter or load_adapter(request.model or LoadOptions(
         model_id=store.attributes.model.id))
     answers = answer_items(adapter, store, items, conditions, engine=request.engine,
-                           batch_size=request.batch_size)
+                           batch_size=request.batch_size, progress=progress)
     ds = results_dataset(store, items, conditions, answers, request)
     summary = summarize(ds, n_boot=request.n_boot, seed=request.seed)
     out.mkdir(parents=True, exist_ok=True)

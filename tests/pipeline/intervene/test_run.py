@@ -70,3 +70,47 @@ def test_cli_prints_the_self_cross_table(prepared, tmp_path: Path) -> None:
     assert again.exit_code == 1 and "overwrite" in again.stderr
     wrong = CliRunner().invoke(main, [*args[:-2], "--alpha", "1", "--out", str(tmp_path / "x")])
     assert wrong.exit_code == 2 and "--alpha is for" in wrong.stderr
+
+
+def test_summary_flag_reads_an_existing_folder(prepared, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from esn.cli import main
+
+    store, sets = prepared
+    intervene(InterveneRequest(store=str(store), sets=str(sets), out=str(tmp_path / "res"),
+                               mode="steer", methods=("lap",), n_boot=20))
+    shown = CliRunner().invoke(main, ["intervene", "--summary", "--out", str(tmp_path / "res")])
+    assert shown.exit_code == 0 and "lap at 0.5" in shown.stdout
+    missing = CliRunner().invoke(main, ["intervene", "--summary", "--out", str(tmp_path)])
+    assert missing.exit_code == 1 and "no intervention results" in missing.stderr
+
+
+def test_transfer_to_another_store_of_the_same_model(prepared, manifest: Path,
+                                                     tmp_path: Path) -> None:
+    import shutil
+
+    from esn.pipeline.extract import ExtractRequest, extract
+    from esn.pipeline.models import LoadOptions
+
+    store, sets = prepared
+    other = tmp_path / "other"
+    shutil.copytree(manifest.parent, other)
+    rows = (other / "manifest.csv").read_text().splitlines()
+    for path in other.glob("*.wav"):  # other corpus: other file names, so other ids
+        path.rename(other / f"b_{path.name}")
+    (other / "manifest.csv").write_text("\n".join(
+        [rows[0], *[f"b_{r}" for r in rows[1:]]]) + "\n")
+    extract(ExtractRequest(model=LoadOptions(model_id="tiny-qwen2_5_omni"),
+                           corpus=f"manifest:{other / 'manifest.csv'}",
+                           out=str(tmp_path / "b.zarr"), batch_size=4, utterance_chunk=4))
+    folder = intervene(InterveneRequest(store=str(store), sets=str(sets),
+                                        eval_store=str(tmp_path / "b.zarr"), split="all",
+                                        out=str(tmp_path / "res"), mode="steer",
+                                        methods=("mad",), n_boot=20))
+    ds = xr.open_zarr(folder / "results.zarr", consolidated=False)
+    assert all(str(i).startswith("b_") for i in ds.item.values)
+    assert (ds.engine.values == "full").all()  # the other store has no checkpoints
+    with pytest.raises(RequestError, match="not selected from"):
+        intervene(InterveneRequest(store=str(tmp_path / "b.zarr"), sets=str(sets),
+                                   out=str(tmp_path / "x"), mode="steer"))
