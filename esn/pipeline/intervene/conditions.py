@@ -10,10 +10,13 @@ from esn.errors import RequestError
 from esn.pipeline.intervene.hooks import Intervention
 from esn.schemas.neuron_sets import NeuronSets
 
-__all__ = ["BASELINE", "Condition", "build_conditions"]
+__all__ = ["BASELINE", "TWO_PASS", "UNION", "Condition", "build_conditions",
+           "two_pass_conditions"]
 
 BASELINE = "baseline"
 RANDOM = "rnd"
+UNION = "union"
+TWO_PASS = "2pass"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +29,19 @@ class Condition:
     strength: float
     draw: int
     intervention: Intervention | None
+    #: One intervention per item (by position in the evaluated item list), for conditions
+    #: that depend on the item, such as 2-pass steering; overrides ``intervention``.
+    per_item: tuple[Intervention | None, ...] | None = None
+
+    def intervention_for(self, position: int) -> Intervention | None:
+        return self.per_item[position] if self.per_item is not None else self.intervention
+
+    @property
+    def first_layer(self) -> int | None:
+        """The earliest intervened layer over all items (``None``: nothing intervened)."""
+        chosen = self.per_item if self.per_item is not None else (self.intervention,)
+        layers = [layer for iv in chosen if iv is not None for layer in iv.layers]
+        return min(layers) if layers else None
 
     @property
     def name(self) -> str:
@@ -37,7 +53,7 @@ class Condition:
 
 def build_conditions(sets: NeuronSets, *, mode: str, strengths: Sequence[float] | None = None,
                      methods: Sequence[str] | None = None, random_draws: int | None = None,
-                     ) -> list[Condition]:
+                     union: bool = False) -> list[Condition]:
     """Baseline first, then every (method, mask emotion, strength), then the random draws.
 
     Deactivation strengths are mask fractions at most the file's (a set cut to its best
@@ -68,6 +84,14 @@ def build_conditions(sets: NeuronSets, *, mode: str, strengths: Sequence[float] 
                 pairs = sets.methods[method].sets.get(emotion, ())
                 conditions.append(Condition(method, emotion, float(strength), 0,
                                             make(pairs, strength)))
+    if union:  # label-agnostic: steer every emotion's neurons at once
+        if mode != "steer":
+            raise RequestError("label-agnostic union is a steering condition")
+        for method in chosen:
+            every = sorted({p for e in sets.emotions for p in sets.methods[method].sets.get(e, ())})
+            for strength in strengths:
+                conditions.append(Condition(method, UNION, float(strength), 0,
+                                            Intervention.steer(every, strength)))
     if RANDOM in sets.methods and random_draws != 0:
         draws = sets.methods[RANDOM].draws or (sets.methods[RANDOM].sets,)
         first = sets.emotions[0]
@@ -76,3 +100,17 @@ def build_conditions(sets: NeuronSets, *, mode: str, strengths: Sequence[float] 
                 conditions.append(Condition(RANDOM, RANDOM, float(strength), d,
                                             make(draw[first], strength)))
     return conditions
+
+
+def two_pass_conditions(sets: NeuronSets, predicted: Sequence[str], *,
+                        strengths: Sequence[float], methods: Sequence[str]) -> list[Condition]:
+    """Label-agnostic 2-pass steering: each item gets the mask of the emotion the model
+    predicted for it without intervention (no intervention where it predicted none)."""
+    out = []
+    for method in methods:
+        for strength in strengths:
+            per_item = tuple(
+                Intervention.steer(sets.methods[method].sets[p], strength)
+                if p in sets.methods[method].sets else None for p in predicted)
+            out.append(Condition(method, TWO_PASS, float(strength), 0, None, per_item))
+    return out

@@ -28,5 +28,11 @@ def format_results(folder: Path) -> str:
                 f"{table['gap'][i]:8.2f}   [{ci[0][i]:6.2f}, {ci[1][i]:6.2f}]"
                 f"   {table['uar_change'][i]:7.2f}")
         lines.append("")
+    for row in summary.get("label_agnostic", []):
+        cells = ", ".join(f"{c} {d:+.1f}" for c, d in zip(row["columns"], row["delta"],
+                                                          strict=True))
+        lines.append(f"{row['condition']}: {cells}; UAR {row['uar_change']:+.2f}")
+    if summary.get("label_agnostic"):
+        lines.append("")
     lines.append(f"per-item answers: {folder / 'answers.csv'}")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ import torch
 from esn.errors import RequestError
 from esn.pipeline.audio import load_audio
 from esn.pipeline.intervene.conditions import Condition
-from esn.pipeline.intervene.hooks import Intervention, intervention_hooks
+from esn.pipeline.intervene.hooks import intervention_hooks
 from esn.pipeline.intervene.replay import (
     ReplayInputs,
     choose_checkpoint,
@@ -90,9 +90,8 @@ def answer_items(adapter: ModelAdapter, store: ActivationStore, items: Sequence[
 def _replay_layer(condition: Condition, checkpoints: Sequence[int]) -> int | None:
     if not checkpoints:
         return None
-    if condition.intervention is None or not condition.intervention.layers:
-        return max(checkpoints)
-    return choose_checkpoint(checkpoints, min(condition.intervention.layers))
+    first = condition.first_layer
+    return max(checkpoints) if first is None else choose_checkpoint(checkpoints, first)
 
 
 def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
@@ -118,7 +117,8 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
                 inputs = ReplayInputs.from_checkpoints(saved, layout.checkpoint_layers, layer,
                                                        rows)
                 logits = replay_first_logits(adapter, inputs,
-                                             [conditions[c].intervention for c, _ in part])
+                                             [conditions[c].intervention_for(p)
+                                              for c, p in part])
                 tokens = logits.argmax(-1).cpu()
                 digits = first_token_digit(adapter, tokens, layout.n_options)
                 for (c, p), token, digit in zip(part, tokens, digits, strict=True):
@@ -147,8 +147,7 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             batch: ProbeBatch = adapter.build_batch(
                 [audio_cache[items[p]] for p in part],
                 [probe.prompt(tuple(options[items[p]])) for p in part])
-            rows: Intervention | list[Intervention | None] = (
-                condition.intervention if condition.intervention is not None else [])
+            rows = [condition.intervention_for(p) for p in part]
             with torch.inference_mode(), intervention_hooks(adapter, rows):
                 answers = adapter.generate(batch, probe.max_new_tokens)
             for p, answer in zip(part, answers, strict=True):

@@ -23,7 +23,15 @@ import numpy as np
 import xarray as xr
 
 from esn.errors import RequestError, StoreExistsError
-from esn.pipeline.intervene.conditions import BASELINE, RANDOM, Condition, build_conditions
+from esn.pipeline.intervene.conditions import (
+    BASELINE,
+    RANDOM,
+    TWO_PASS,
+    UNION,
+    Condition,
+    build_conditions,
+    two_pass_conditions,
+)
 from esn.pipeline.intervene.engine import Answers, answer_items
 from esn.pipeline.intervene.evaluate import bootstrap_effects, effect_matrix
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
@@ -60,6 +68,7 @@ class InterveneRequest:
     seed: int = 0
     force_overlap: bool = False
     overwrite: bool = False
+    label_agnostic: tuple[str, ...] = ()  # "union", "2pass" (steering only)
     model: LoadOptions | None = None  # default: the store's model on the CPU
 
 
@@ -115,12 +124,26 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
                               split=request.split, per_emotion=request.per_emotion,
                               seed=request.seed, force_overlap=request.force_overlap,
                               same_store=request.eval_store is None)
+    unknown = set(request.label_agnostic) - {UNION, TWO_PASS}
+    if unknown or (request.label_agnostic and request.mode != "steer"):
+        raise RequestError(f"label-agnostic strategies are {UNION} and {TWO_PASS}, for "
+                           f"--mode steer only (got {sorted(request.label_agnostic)})")
     conditions = build_conditions(sets, mode=request.mode, strengths=request.strengths,
-                                  methods=request.methods, random_draws=request.random_draws)
+                                  methods=request.methods, random_draws=request.random_draws,
+                                  union=UNION in request.label_agnostic)
     adapter = adapter or load_adapter(request.model or LoadOptions(
         model_id=store.attributes.model.id))
     answers = answer_items(adapter, store, items, conditions, engine=request.engine,
                            batch_size=request.batch_size, progress=progress)
+    if TWO_PASS in request.label_agnostic:  # second pass: steer what the first predicted
+        methods = [m for m in (request.methods or sets.methods) if m != RANDOM]
+        extra = two_pass_conditions(sets, answers.parsed[0].tolist(),
+                                    strengths=request.strengths or (0.5,), methods=methods)
+        more = answer_items(adapter, store, items, extra, engine=request.engine,
+                            batch_size=request.batch_size, progress=progress)
+        conditions = [*conditions, *extra]
+        answers = Answers(*(np.concatenate([getattr(answers, f), getattr(more, f)])
+                            for f in ("raw", "parsed", "engine")))
     ds = results_dataset(store, items, conditions, answers, request)
     summary = summarize(ds, n_boot=request.n_boot, seed=request.seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,4 +216,13 @@ def summarize(ds: xr.Dataset, *, n_boot: int, seed: int) -> dict[str, Any]:
                 "baseline_recall": m.baseline_recall.tolist(),
                 "ci": {k: v.tolist() for k, v in ci.items()},
             })
+    agnostic = [str(c) for c, mask in zip(ds.condition.values, ds["mask"].values, strict=True)
+                if mask in (UNION, TWO_PASS)]
+    out["label_agnostic"] = []
+    for name in agnostic:
+        m = effect_matrix(gold, baseline, {name: ds.parsed.sel(condition=name).values.astype(
+            object)}, labels)
+        out["label_agnostic"].append({
+            "condition": name, "columns": list(m.columns), "delta": m.delta[0].tolist(),
+            "uar_change": float(m.uar_change[0])})
     return out

@@ -114,3 +114,29 @@ def test_transfer_to_another_store_of_the_same_model(prepared, manifest: Path,
     with pytest.raises(RequestError, match="not selected from"):
         intervene(InterveneRequest(store=str(tmp_path / "b.zarr"), sets=str(sets),
                                    out=str(tmp_path / "x"), mode="steer"))
+
+
+def test_label_agnostic_union_and_two_pass(prepared, tmp_path: Path) -> None:
+    from esn.pipeline.intervene.conditions import two_pass_conditions
+    from esn.stores.neuron_sets import read_neuron_sets
+
+    store, sets_path = prepared
+    sets = read_neuron_sets(sets_path)
+    predicted = ["anger", "", "sad", "happy"]
+    (cond,) = two_pass_conditions(sets, predicted, strengths=(2.0,), methods=("mad",))
+    assert cond.per_item is not None and cond.per_item[1] is None
+    assert cond.per_item[2].neurons == sets.methods["mad"].sets["sad"]
+    assert cond.first_layer == min(p[0] for i in (0, 2, 3)
+                                   for p in sets.methods["mad"].sets[predicted[i]])
+    folder = intervene(InterveneRequest(store=str(store), sets=str(sets_path),
+                                        out=str(tmp_path / "res"), mode="steer",
+                                        methods=("mad",), label_agnostic=("union", "2pass"),
+                                        n_boot=20))
+    summary = json.loads((folder / "summary.json").read_text())
+    names = [row["condition"] for row in summary["label_agnostic"]]
+    assert names == ["mad/union/0.5", "mad/2pass/0.5"]
+    answers = pd.read_csv(folder / "answers.csv", keep_default_na=False)
+    assert set(answers.condition) >= set(names)
+    with pytest.raises(RequestError, match="steer only"):
+        intervene(InterveneRequest(store=str(store), sets=str(sets_path), mode="deactivate",
+                                   out=str(tmp_path / "x"), label_agnostic=("union",)))
