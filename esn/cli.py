@@ -340,9 +340,13 @@ def _dask_progress():  # noqa: ANN202 - a context manager
               help="At most N test items per emotion (seeded).")
 @click.option("--engine", type=click.Choice(["auto", "replay", "full"]), default="auto",
               show_default=True)
-@click.option("--label-agnostic", "label_agnostic", multiple=True, metavar="union|2pass",
-              help="Also steer without the label: all masks at once (union), or the mask "
-                   "of the emotion the model first predicted (2pass). Repeatable.")
+@click.option("--label-agnostic", "label_agnostic", multiple=True,
+              metavar="union|2pass|mix",
+              help="Also steer without the label: all masks at once (union), the mask of "
+                   "the emotion the model first predicted (2pass), or every mask weighted "
+                   "by the model's option probabilities (mix). Repeatable.")
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=1.0,
+              show_default=True, help="Softmax temperature of the mix weights.")
 @click.option("--eval-store", default=None, metavar="STORE2",
               help="Evaluate on another store of the same model (transfer).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
@@ -359,7 +363,8 @@ def _dask_progress():  # noqa: ANN202 - a context manager
 def intervene(store_url: str | None, sets_path: str | None, out: str, summary: bool,
               mode: str, alphas: tuple[float, ...],
               fractions: tuple[float, ...], methods: tuple[str, ...],
-              random_draws: int | None, label_agnostic: tuple[str, ...], split: str,
+              random_draws: int | None, label_agnostic: tuple[str, ...],
+              temperature: float, split: str,
               per_emotion: int | None, engine: str,
               eval_store: str | None, batch_size: int, device: str, dtype: str, n_boot: int,
               seed: int, force_overlap: bool, overwrite: bool) -> None:
@@ -391,7 +396,7 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
         store=store_url, sets=sets_path, out=out, mode=mode, strengths=strengths or None,
         methods=_split_list(methods), random_draws=random_draws, split=split,
         per_emotion=per_emotion, engine=engine, eval_store=eval_store,
-        label_agnostic=_split_list(label_agnostic) or (),
+        label_agnostic=_split_list(label_agnostic) or (), temperature=temperature,
         batch_size=batch_size, n_boot=n_boot, seed=seed, force_overlap=force_overlap,
         overwrite=overwrite,
         model=LoadOptions(model_id=model_id, device=device, dtype=dtype),

@@ -10,13 +10,13 @@ from esn.errors import RequestError
 from esn.pipeline.intervene.hooks import Intervention
 from esn.schemas.neuron_sets import NeuronSets
 
-__all__ = ["BASELINE", "TWO_PASS", "UNION", "Condition", "build_conditions",
-           "two_pass_conditions"]
+__all__ = ["BASELINE", "MIX", "TWO_PASS", "UNION", "Condition", "build_conditions"]
 
 BASELINE = "baseline"
 RANDOM = "rnd"
 UNION = "union"
 TWO_PASS = "2pass"
+MIX = "mix"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,16 +101,3 @@ def build_conditions(sets: NeuronSets, *, mode: str, strengths: Sequence[float] 
                                             make(draw[first], strength)))
     return conditions
 
-
-def two_pass_conditions(sets: NeuronSets, predicted: Sequence[str], *,
-                        strengths: Sequence[float], methods: Sequence[str]) -> list[Condition]:
-    """Label-agnostic 2-pass steering: each item gets the mask of the emotion the model
-    predicted for it without intervention (no intervention where it predicted none)."""
-    out = []
-    for method in methods:
-        for strength in strengths:
-            per_item = tuple(
-                Intervention.steer(sets.methods[method].sets[p], strength)
-                if p in sets.methods[method].sets else None for p in predicted)
-            out.append(Condition(method, TWO_PASS, float(strength), 0, None, per_item))
-    return out

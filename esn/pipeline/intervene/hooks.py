@@ -36,13 +36,27 @@ class Intervention:
     mode: str
     neurons: tuple[tuple[int, int], ...]
     alpha: float = 0.0
+    #: Steering only: one alpha per neuron instead of ``alpha`` (e.g. a mixture of masks).
+    alphas: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise RequestError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.mode == "deactivate" and self.alpha != 0.0:
+        if self.mode == "deactivate" and (self.alpha != 0.0 or self.alphas is not None):
             raise RequestError("alpha is for steering; deactivation sets neurons to 0")
         object.__setattr__(self, "neurons", _as_pairs(self.neurons))
+        if self.alphas is not None:
+            if len(self.alphas) != len(self.neurons):
+                raise RequestError("alphas must give one value per neuron")
+            object.__setattr__(self, "alphas", tuple(float(a) for a in self.alphas))
+
+    def scales(self) -> tuple[float, ...]:
+        """The factor for each neuron: 0 (deactivate) or 1 + alpha (steer)."""
+        if self.mode == "deactivate":
+            return (0.0,) * len(self.neurons)
+        if self.alphas is not None:
+            return tuple(1.0 + a for a in self.alphas)
+        return (1.0 + self.alpha,) * len(self.neurons)
 
     @classmethod
     def deactivate(cls, neurons: Iterable[Sequence[int]]) -> Intervention:
@@ -51,10 +65,6 @@ class Intervention:
     @classmethod
     def steer(cls, neurons: Iterable[Sequence[int]], alpha: float) -> Intervention:
         return cls("steer", _as_pairs(neurons), float(alpha))
-
-    @property
-    def scale(self) -> float:
-        return 0.0 if self.mode == "deactivate" else 1.0 + self.alpha
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -70,14 +80,16 @@ def scale_tables(rows: Sequence[Intervention | None], n_layers: int, n_neurons: 
     """Per touched layer, ``(B, n_neurons)`` float64 scales for ``rows`` (one per batch row)."""
     tables: dict[int, np.ndarray] = {}
     for b, row in enumerate(rows):
-        if row is None or (row.mode == "steer" and row.alpha == 0.0):
+        if row is None:
             continue
-        for layer, neuron in row.neurons:
+        for (layer, neuron), scale in zip(row.neurons, row.scales(), strict=True):
+            if scale == 1.0:
+                continue  # a no-op: no hook where nothing changes
             if not (0 <= layer < n_layers and 0 <= neuron < n_neurons):
                 raise RequestError(f"neuron [{layer}, {neuron}] is outside {n_layers} layers "
                                    f"x {n_neurons} neurons")
             table = tables.setdefault(layer, np.ones((len(rows), n_neurons)))
-            table[b, neuron] = row.scale
+            table[b, neuron] = scale
     return tables
 
 

@@ -25,15 +25,20 @@ import xarray as xr
 from esn.errors import RequestError, StoreExistsError
 from esn.pipeline.intervene.conditions import (
     BASELINE,
+    MIX,
     RANDOM,
     TWO_PASS,
     UNION,
     Condition,
     build_conditions,
-    two_pass_conditions,
 )
 from esn.pipeline.intervene.engine import Answers, answer_items
 from esn.pipeline.intervene.evaluate import bootstrap_effects, effect_matrix
+from esn.pipeline.intervene.label_agnostic import (
+    mix_conditions,
+    option_probabilities,
+    two_pass_conditions,
+)
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.select.pool import heldout_mask
 from esn.pipeline.select.run import store_fingerprint
@@ -68,7 +73,8 @@ class InterveneRequest:
     seed: int = 0
     force_overlap: bool = False
     overwrite: bool = False
-    label_agnostic: tuple[str, ...] = ()  # "union", "2pass" (steering only)
+    label_agnostic: tuple[str, ...] = ()  # "union", "2pass", "mix" (steering only)
+    temperature: float = 1.0  # of the "mix" weights
     model: LoadOptions | None = None  # default: the store's model on the CPU
 
 
@@ -124,10 +130,10 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
                               split=request.split, per_emotion=request.per_emotion,
                               seed=request.seed, force_overlap=request.force_overlap,
                               same_store=request.eval_store is None)
-    unknown = set(request.label_agnostic) - {UNION, TWO_PASS}
+    unknown = set(request.label_agnostic) - {UNION, TWO_PASS, MIX}
     if unknown or (request.label_agnostic and request.mode != "steer"):
-        raise RequestError(f"label-agnostic strategies are {UNION} and {TWO_PASS}, for "
-                           f"--mode steer only (got {sorted(request.label_agnostic)})")
+        raise RequestError(f"label-agnostic strategies are {UNION}, {TWO_PASS} and {MIX}, "
+                           f"for --mode steer only (got {sorted(request.label_agnostic)})")
     conditions = build_conditions(sets, mode=request.mode, strengths=request.strengths,
                                   methods=request.methods, random_draws=request.random_draws,
                                   union=UNION in request.label_agnostic)
@@ -135,10 +141,17 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
         model_id=store.attributes.model.id))
     answers = answer_items(adapter, store, items, conditions, engine=request.engine,
                            batch_size=request.batch_size, progress=progress)
+    methods = [m for m in (request.methods or sets.methods) if m != RANDOM]
+    extra: list[Condition] = []
     if TWO_PASS in request.label_agnostic:  # second pass: steer what the first predicted
-        methods = [m for m in (request.methods or sets.methods) if m != RANDOM]
-        extra = two_pass_conditions(sets, answers.parsed[0].tolist(),
-                                    strengths=request.strengths or (0.5,), methods=methods)
+        extra += two_pass_conditions(sets, answers.parsed[0].tolist(),
+                                     strengths=request.strengths or (0.5,), methods=methods)
+    if MIX in request.label_agnostic:
+        weights = option_probabilities(adapter, store, items, temperature=request.temperature,
+                                       batch_size=request.batch_size)
+        extra += mix_conditions(sets, weights, store.attributes.labels,
+                                strengths=request.strengths or (0.5,), methods=methods)
+    if extra:
         more = answer_items(adapter, store, items, extra, engine=request.engine,
                             batch_size=request.batch_size, progress=progress)
         conditions = [*conditions, *extra]
@@ -217,7 +230,7 @@ def summarize(ds: xr.Dataset, *, n_boot: int, seed: int) -> dict[str, Any]:
                 "ci": {k: v.tolist() for k, v in ci.items()},
             })
     agnostic = [str(c) for c, mask in zip(ds.condition.values, ds["mask"].values, strict=True)
-                if mask in (UNION, TWO_PASS)]
+                if mask in (UNION, TWO_PASS, MIX)]
     out["label_agnostic"] = []
     for name in agnostic:
         m = effect_matrix(gold, baseline, {name: ds.parsed.sel(condition=name).values.astype(

@@ -117,7 +117,13 @@ def test_transfer_to_another_store_of_the_same_model(prepared, manifest: Path,
 
 
 def test_label_agnostic_union_and_two_pass(prepared, tmp_path: Path) -> None:
-    from esn.pipeline.intervene.conditions import two_pass_conditions
+    from esn.pipeline.intervene.label_agnostic import (
+        mix_conditions,
+        option_probabilities,
+        two_pass_conditions,
+    )
+    from esn.pipeline.models import LoadOptions, load_adapter
+    from esn.stores import ActivationStore
     from esn.stores.neuron_sets import read_neuron_sets
 
     store, sets_path = prepared
@@ -128,13 +134,32 @@ def test_label_agnostic_union_and_two_pass(prepared, tmp_path: Path) -> None:
     assert cond.per_item[2].neurons == sets.methods["mad"].sets["sad"]
     assert cond.first_layer == min(p[0] for i in (0, 2, 3)
                                    for p in sets.methods["mad"].sets[predicted[i]])
+    labels = sets.emotions
+    weights = np.zeros((2, len(labels)))
+    weights[0, labels.index("anger")], weights[0, labels.index("sad")] = 0.25, 0.75
+    weights[1, labels.index("happy")] = 1.0
+    (mixed,) = mix_conditions(sets, weights, labels, strengths=(2.0,), methods=("mad",))
+    assert mixed.per_item is not None
+    first = mixed.per_item[0]
+    expected: dict = {}
+    for emotion, w in (("anger", 0.25), ("sad", 0.75)):
+        for pair in sets.methods["mad"].sets[emotion]:
+            expected[pair] = expected.get(pair, 0.0) + 2.0 * w
+    for emotion in set(labels) - {"anger", "sad"}:
+        for pair in sets.methods["mad"].sets[emotion]:
+            expected.setdefault(pair, 0.0)
+    assert dict(zip(first.neurons, first.alphas, strict=True)) == pytest.approx(expected)
+    store_obj = ActivationStore.open(store)
+    probs = option_probabilities(load_adapter(LoadOptions(model_id="tiny-qwen2_5_omni")),
+                                 store_obj, [0, 1, 2], temperature=2.0)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-6)
     folder = intervene(InterveneRequest(store=str(store), sets=str(sets_path),
                                         out=str(tmp_path / "res"), mode="steer",
-                                        methods=("mad",), label_agnostic=("union", "2pass"),
-                                        n_boot=20))
+                                        methods=("mad",),
+                                        label_agnostic=("union", "2pass", "mix"), n_boot=20))
     summary = json.loads((folder / "summary.json").read_text())
     names = [row["condition"] for row in summary["label_agnostic"]]
-    assert names == ["mad/union/0.5", "mad/2pass/0.5"]
+    assert names == ["mad/union/0.5", "mad/2pass/0.5", "mad/mix/0.5"]
     answers = pd.read_csv(folder / "answers.csv", keep_default_na=False)
     assert set(answers.condition) >= set(names)
     with pytest.raises(RequestError, match="steer only"):
