@@ -18,43 +18,26 @@ import os
 import sys
 
 # benchmarks/select.py is named like the standard library's `select`, which subprocess and
-# asyncio import: when a script here runs directly, take this folder off the import path.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
-    os.path.abspath(__file__))]
+# asyncio import: when a script here runs directly, the repository root takes this folder's
+# place on the import path (so `benchmarks._corpus` imports too).
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.path.dirname(_here) if os.path.abspath(p or ".") == _here else p
+               for p in sys.path]
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._corpus import write_corpus  # noqa: E402
 from esn.pipeline.audio import load_audio  # noqa: E402
 from esn.pipeline.extract.run import ExtractRequest, extract_into, select_utterances  # noqa: E402
 from esn.pipeline.models import LoadOptions, load_adapter  # noqa: E402
 from esn.pipeline.probe import Probe  # noqa: E402
 from esn.stores import ActivationStore  # noqa: E402
-
-EMOTIONS = ("anger", "happy", "neutral", "sad")
-
-
-def write_corpus(root: Path, n: int, rng: np.random.Generator) -> Path:
-    rows = []
-    for i in range(n):
-        seconds = rng.uniform(1.0, 3.0)
-        t = np.arange(int(seconds * 16000)) / 16000
-        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t)
-        wave += 0.05 * rng.standard_normal(t.size)
-        sf.write(root / f"c{i:04d}.wav", wave.astype(np.float32), 16000)
-        rows.append({"path": f"c{i:04d}.wav", "label": EMOTIONS[i % 4]})
-    with (root / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
 
 
 def main() -> None:

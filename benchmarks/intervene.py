@@ -16,20 +16,22 @@ from __future__ import annotations
 import os
 import sys
 
-# benchmarks/select.py is named like the standard library's `select`: see extract.py.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
-    os.path.abspath(__file__))]
+# benchmarks/select.py is named like the standard library's `select`, which subprocess and
+# asyncio import: when a script here runs directly, the repository root takes this folder's
+# place on the import path (so `benchmarks._corpus` imports too).
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.path.dirname(_here) if os.path.abspath(p or ".") == _here else p
+               for p in sys.path]
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from benchmarks._corpus import write_corpus  # noqa: E402
 from esn.pipeline.audio import load_audio  # noqa: E402
 from esn.pipeline.extract import ExtractRequest, extract  # noqa: E402
 from esn.pipeline.intervene import Intervention, intervention_hooks  # noqa: E402
@@ -37,8 +39,6 @@ from esn.pipeline.intervene.replay import ReplayInputs, replay_first_logits  # n
 from esn.pipeline.models import LoadOptions, load_adapter  # noqa: E402
 from esn.pipeline.probe import Probe  # noqa: E402
 from esn.stores import ActivationStore  # noqa: E402
-
-EMOTIONS = ("anger", "happy", "neutral", "sad")
 
 
 def main() -> None:
@@ -51,20 +51,11 @@ def main() -> None:
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = []
-        for i in range(args.items):
-            t = np.arange(int(rng.uniform(1.0, 3.0) * 16000)) / 16000
-            wave = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 300) * t)
-            sf.write(Path(tmp) / f"c{i}.wav", wave.astype(np.float32), 16000)
-            rows.append({"path": f"c{i}.wav", "label": EMOTIONS[i % 4]})
-        with (Path(tmp) / "m.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["path", "label"])
-            writer.writeheader()
-            writer.writerows(rows)
+        manifest = write_corpus(Path(tmp), args.items, rng, noise=0.0)
         adapter = load_adapter(LoadOptions(model_id=args.model))
         layers = tuple(range(adapter.n_layers))
         extract(ExtractRequest(model=LoadOptions(model_id=args.model),
-                               corpus=f"manifest:{tmp}/m.csv", out=f"{tmp}/s.zarr",
+                               corpus=f"manifest:{manifest}", out=f"{tmp}/s.zarr",
                                batch_size=args.batch_size, utterance_chunk=args.items,
                                checkpoint_layers=layers), adapter=adapter)
         store = ActivationStore.open(f"{tmp}/s.zarr")

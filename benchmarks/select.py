@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import sys
 
-# This file is named like the standard library's `select`, which subprocess imports: take
-# its folder off the import path before anything imports it.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
-    os.path.abspath(__file__))]
+# benchmarks/select.py is named like the standard library's `select`, which subprocess and
+# asyncio import: when a script here runs directly, the repository root takes this folder's
+# place on the import path (so `benchmarks._corpus` imports too).
+_here = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [os.path.dirname(_here) if os.path.abspath(p or ".") == _here else p
+               for p in sys.path]
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -139,8 +139,9 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
     audio_cache: dict[int, np.ndarray] = {}
     for c, positions in sorted(pending.items()):
         condition = conditions[c]
-        for first in range(0, len(positions), batch_size):
-            part = sorted(positions)[first:first + batch_size]
+        ordered = sorted(positions)
+        for first in range(0, len(ordered), batch_size):
+            part = ordered[first:first + batch_size]
             for p in part:
                 if items[p] not in audio_cache:
                     audio_cache[items[p]] = load_audio(str(paths[items[p]]), adapter.sample_rate)
