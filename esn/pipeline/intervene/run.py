@@ -6,7 +6,10 @@ has splits, else the seeded held-out part the selection left out), class-balance
 seeded truncation, and disjoint from the identification pool recorded in the neuron-set
 file (an overlap is refused unless forced). Results go to a folder: ``results.zarr`` (an
 xarray dataset over condition x item with every answer), ``answers.csv`` (one row per
-condition and item) and ``summary.json`` (effect matrices per method and strength).
+condition and item), ``neuron_sets.json`` (a copy of the sets that were applied) and
+``summary.json`` (effect matrices per method and strength, and a ``context`` block: model,
+mode, stores and corpora, mask fraction and budget, identification-pool size), so that a
+results folder is self-contained for ``esn report``.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.select.pool import heldout_mask
 from esn.pipeline.select.run import store_fingerprint
 from esn.provenance import library_versions
+from esn.schemas.neuron_sets import NeuronSets
 from esn.schemas.store import STATUS_DONE
 from esn.stores.activations import ActivationStore
-from esn.stores.neuron_sets import read_neuron_sets
+from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
 
 __all__ = ["InterveneRequest", "choose_test_items", "intervene"]
 
@@ -159,7 +163,9 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
                             for f in ("raw", "parsed", "engine")))
     ds = results_dataset(store, items, conditions, answers, request)
     summary = summarize(ds, n_boot=request.n_boot, seed=request.seed)
+    summary["context"] = results_context(request, sets, ident, store, items)
     out.mkdir(parents=True, exist_ok=True)
+    write_neuron_sets(out / "neuron_sets.json", sets, overwrite=True)
     ds.to_zarr(out / "results.zarr", mode="w", zarr_format=3, consolidated=False)
     ds[["raw", "parsed", "correct", "engine"]].to_dataframe().reset_index().to_csv(
         out / "answers.csv", index=False)
@@ -167,6 +173,24 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "summary.json")
     return out
+
+
+def results_context(request: InterveneRequest, sets: NeuronSets, ident: ActivationStore,
+                    store: ActivationStore, items: Sequence[int]) -> dict[str, Any]:
+    """What a reader of the results needs to place them in a sweep or a transfer."""
+    gold = store.metadata("emotion")[list(items)]
+    pool = sets.pool.get("item_ids", {})
+    return {
+        "model": store.attributes.model.id, "mode": request.mode, "engine": request.engine,
+        "store": request.store, "eval_store": request.eval_store or request.store,
+        "transfer": request.eval_store is not None,
+        "corpus": list(ident.attributes.corpus), "eval_corpus": list(store.attributes.corpus),
+        "fraction": sets.fraction, "budget": sets.budget, "span": sets.span,
+        "n_layers": sets.n_layers, "n_neurons": sets.n_neurons,
+        "pool_per_emotion": {e: len(ids) for e, ids in pool.items()},
+        "pool_options": dict(sets.pool.get("options", {})),
+        "test_per_emotion": {e: int((gold == e).sum()) for e in store.attributes.labels},
+    }
 
 
 def results_dataset(store: ActivationStore, items: Sequence[int],

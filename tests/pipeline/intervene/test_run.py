@@ -40,6 +40,13 @@ def test_sweep_writes_results_that_recompute(prepared, tmp_path: Path) -> None:
                 expected = 100 * (np.mean(draws) - recall(base, emotion))
                 assert table["delta"][r][c] == pytest.approx(expected)
         assert len(table["self"]) == len(table["rows"])
+    context, ids = summary["context"], json.loads(sets.read_text())
+    assert json.loads((folder / "neuron_sets.json").read_text())["methods"] == ids["methods"]
+    assert context["fraction"] == ids["fraction"] and context["budget"] == ids["budget"]
+    assert context["pool_per_emotion"] == {e: len(v) for e, v in ids["pool"]["item_ids"].items()}
+    assert context["test_per_emotion"] == {
+        e: int((ds.emotion.values == e).sum()) for e in labels}
+    assert context["mode"] == "steer" and not context["transfer"]
 
 
 def recall(frame: pd.DataFrame, emotion: str) -> float:
@@ -111,6 +118,8 @@ def test_transfer_to_another_store_of_the_same_model(prepared, manifest: Path,
     ds = xr.open_zarr(folder / "results.zarr", consolidated=False)
     assert all(str(i).startswith("b_") for i in ds.item.values)
     assert (ds.engine.values == "full").all()  # the other store has no checkpoints
+    context = json.loads((folder / "summary.json").read_text())["context"]
+    assert context["transfer"] and context["eval_store"] == str(tmp_path / "b.zarr")
     with pytest.raises(RequestError, match="not selected from"):
         intervene(InterveneRequest(store=str(tmp_path / "b.zarr"), sets=str(sets),
                                    out=str(tmp_path / "x"), mode="steer"))
