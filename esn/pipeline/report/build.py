@@ -161,14 +161,17 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
                  title: str | None = None, n_boot: int = 1000, seed: int = 0,
                  overwrite: bool = False) -> Path:
     """Write ``report.html``, ``figures/*.png`` and ``summary.json`` into ``out`` from the
-    results folders of ``esn intervene``; returns the HTML path."""
+    results folders of ``esn intervene``; returns the HTML path.
+
+    An earlier esn report in ``out`` is replaced (it is remade from the results); other
+    files of those names are replaced only with ``overwrite``, and ``out`` may not be a
+    results folder."""
     if not results:
         raise RequestError("no results folders given")
     if n_boot < 1:
         raise RequestError(f"n_boot must be at least 1, got {n_boot}")
     out = Path(out)
-    if not overwrite and any((out / n).exists() for n in ("report.html", "summary.json")):
-        raise StoreExistsError(f"{out} holds a report; pass overwrite to replace it")
+    _check_out(out, overwrite)
     paths = [Path(p) for p in results]
     repeated = {p for p in paths if paths.count(p) > 1}
     if repeated:
@@ -209,6 +212,23 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     page = render_page(summary, figures.images)
     _write(out, summary, page, figures.images)
     return out / "report.html"
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if (out / "results.zarr").exists():
+        raise RequestError(f"{out} is a results folder; write the report elsewhere")
+    if overwrite:
+        return
+    summary = out / "summary.json"
+    try:
+        ours = json.loads(summary.read_text()).get("format") == REPORT_FORMAT
+    except FileNotFoundError:
+        ours = not (out / "report.html").exists()
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        raise StoreExistsError(f"{out} holds a summary.json or report.html that esn report "
+                               "did not write; pass overwrite to replace them")
 
 
 def _write(out: Path, summary: dict[str, Any], page: str, images: dict[str, bytes]) -> None:

@@ -413,11 +413,21 @@ def test_bad_checks_are_refused(chain, tmp_path: Path) -> None:
         build_report([folder], tmp_path / "out")
 
 
-def test_an_existing_report_needs_overwrite(chain, tmp_path: Path) -> None:
-    build_report([chain["b"]], tmp_path / "out", n_boot=10)
-    (tmp_path / "out" / "figures" / "stale.png").write_bytes(b"old")
+def test_a_report_is_remade_in_place_but_nothing_else_is_replaced(chain, tmp_path: Path
+                                                                  ) -> None:
+    out = tmp_path / "out"
+    build_report([chain["b"]], out, n_boot=10)
+    (out / "figures" / "stale.png").write_bytes(b"old")
+    build_report([chain["b"], chain["deact"]], out, n_boot=10)  # an esn report: remade
+    assert not (out / "figures" / "stale.png").exists()
+    assert len(json.loads((out / "summary.json").read_text())["results"]) == 2
+    assert not list(out.glob("*.partial"))
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "summary.json").write_text('{"mine": 1}')
     with pytest.raises(StoreExistsError, match="overwrite"):
-        build_report([chain["b"]], tmp_path / "out", n_boot=10)
-    build_report([chain["b"]], tmp_path / "out", n_boot=10, overwrite=True)
-    assert not (tmp_path / "out" / "figures" / "stale.png").exists()
-    assert not list((tmp_path / "out").glob("*.partial"))
+        build_report([chain["b"]], foreign, n_boot=10)
+    assert (foreign / "summary.json").read_text() == '{"mine": 1}'
+    build_report([chain["b"]], foreign, n_boot=10, overwrite=True)
+    with pytest.raises(RequestError, match="is a results folder"):
+        build_report([chain["b"]], chain["b"], n_boot=10, overwrite=True)
