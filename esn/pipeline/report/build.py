@@ -3,7 +3,7 @@ PNG files (``figures/``) and ``summary.json`` (every number shown) out.
 
 ``summary.json``::
 
-    {"format": "esn-report", "schema_version": 1, "title", "created", "versions",
+    {"format": "esn-report", "schema_version": 1, "title", "versions",
      "n_boot", "seed", "rule": {"text", "factor", "level"},
      "results": [{"id": "r1", "path", "name", "study", "mode", "model", "store",
                   "eval_store", "transfer", "fraction", "pool_size", "strengths",
@@ -34,9 +34,10 @@ PNG files (``figures/``) and ``summary.json`` (every number shown) out.
                    "cells": [{"ident", "eval", "method", "self", "gap", "results"}]}],
      "figures": [{"file", "kind", "study", "caption"}]}
 
-Effects are in points; ``strength`` is the mask fraction when deactivating and alpha when
-steering; the random control appears as method ``rnd``. See ``effects`` and ``verdict``
-for the definitions.
+The same results and options give the same ``summary.json`` (the time of making is on the
+page only). Effects are in points; ``strength`` is the mask fraction when deactivating and
+alpha when steering; the random control appears as method ``rnd``. See ``effects`` and
+``verdict`` for the definitions.
 """
 
 from __future__ import annotations
@@ -197,7 +198,6 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     summary = {
         "format": REPORT_FORMAT, "schema_version": REPORT_VERSION,
         "title": title or "esn report",
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": library_versions(), "n_boot": n_boot, "seed": seed,
         "rule": {"text": RULE, "factor": FACTOR, "level": LEVEL},
         "results": [{"id": r.id, "path": str(r.path), "name": r.name, "study": study_of[r.id],
@@ -209,7 +209,8 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
         "store_labels": labels, "studies": studies, "transfer": transfer,
         "figures": figures.entries,
     }
-    page = render_page(summary, figures.images)
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    page = render_page(summary, figures.images, created=created)
     _write(out, summary, page, figures.images)
     return out / "report.html"
 

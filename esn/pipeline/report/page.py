@@ -124,7 +124,8 @@ def _study(s: Mapping[str, Any], summary: Mapping[str, Any], images: Mapping[str
     return "".join(parts)
 
 
-def render_page(summary: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
+def render_page(summary: Mapping[str, Any], images: Mapping[str, bytes], *, created: str = ""
+                ) -> str:
     """The whole page; ``images`` maps each figure's file name to its PNG bytes."""
     results = {r["id"]: r for r in summary["results"]}
 
@@ -143,7 +144,7 @@ def render_page(summary: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
                           for s in r["strengths"])), str(r["n_items"]),
              "yes" if r["checks"] else "–"] for r in summary["results"]]
     parts = [f"<h1>{_e(summary['title'])}</h1>",
-             f"<p class=muted>Made {_e(summary['created'])} by esn "
+             f"<p class=muted>Made {_e(created)} by esn "
              f"{_e(summary['versions'].get('esn', ''))}; {summary['n_boot']} bootstrap "
              f"resamples, seed {summary['seed']}. Accuracy changes are in points (percent of "
              "an emotion's test items), against the no-intervention baseline on the same "

@@ -59,7 +59,9 @@ def baseline_rows(study: Study) -> list[dict[str, Any]]:
 
 def study_numbers(study: Study, resamples: Mapping[str, Resamples]) -> dict[str, Any]:
     """The numbers of one study's section (see ``esn.pipeline.report.build``)."""
-    heatmaps, bars, verdicts = [], [], []
+    heatmaps: list[dict[str, Any]] = []
+    bars: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
     points: dict[str, list[dict[str, Any]]] = {"alpha": [], "fraction": [], "id_size": []}
     for r in study.results:
         rnd_done: set[float] = set()
@@ -87,6 +89,8 @@ def study_numbers(study: Study, resamples: Mapping[str, Resamples]) -> dict[str,
             if r.mode == "deactivate":
                 verdicts.append(_verdict(r, table, point, sample))
             _curve_points(points, r, table, point)
+    order = {r.id: i for i, r in enumerate(study.results)}
+    bars.sort(key=lambda b: (order[b["results"]], b["strength"], b["method"] == RANDOM))
     return {
         "id": study.id, "model": study.model, "store": study.store, "corpus": study.corpus,
         "results": [r.id for r in study.results],
