@@ -17,6 +17,8 @@ def curve_figure(title: str, points: Sequence[Mapping[str, Any]], x: str, x_labe
                  reference: Mapping[str, tuple[float, str]] | None = None) -> bytes:
     """``points``: a curve's points (each with ``method``, ``x`` and the panel keys);
     ``panels``: (key, y label) per panel; ``reference``: a horizontal line per panel key."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = new_figure(4.2 * len(panels) + 0.6, 3.4, title)
     axes = grid(fig, 1, len(panels), left=0.8, right=0.2, bottom=0.6, top=0.45, hgap=0.9,
                 vgap=0)[0]
@@ -34,6 +36,8 @@ def curve_figure(title: str, points: Sequence[Mapping[str, Any]], x: str, x_labe
             value, label = reference[key]
             ax.axhline(value, color="black", linestyle=":", linewidth=1, label=label)
         ax.axhline(0, color="#999999", linewidth=0.6)
+        if all(float(p[x]).is_integer() for p in points):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)

@@ -32,7 +32,7 @@ def heatmap_figure(title: str, panels: Sequence[Mapping[str, Any]]) -> bytes:
     rows_w = label_width([r for p in panels for r in p["rows"]])
     cols_h = label_width([c for p in panels for c in p["columns"]]) * math.sin(math.pi / 6)
     cell_w, cell_h = 0.58, 0.36
-    left, gap, right = rows_w + 0.45, rows_w + 0.2, 1.2
+    left, gap, right = rows_w + 0.45, rows_w + 0.2, 1.45
     bottom, top = cols_h + 0.55, 0.75
     fig = new_figure(left + right + len(panels) * n_cols * cell_w + (len(panels) - 1) * gap,
                      bottom + top + n_rows * cell_h, title)
@@ -45,5 +45,5 @@ def heatmap_figure(title: str, panels: Sequence[Mapping[str, Any]]) -> bytes:
         ax.set_title(panel["method"], fontsize=10)
         ax.set_xlabel("evaluated emotion")
     axes[0].set_ylabel("mask source")
-    colorbar(fig, image, "accuracy change (points)", right=0.95, bottom=bottom, top=top)
+    colorbar(fig, image, "accuracy change (points)", right=1.2, bottom=bottom, top=top)
     return png(fig)
