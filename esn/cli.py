@@ -514,9 +514,11 @@ def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int) -> None
 @click.option("--title", default=None, help="Page title.")
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True,
+              help="Replace files in DIR that esn did not write (an esn report is rebuilt).")
 @library_errors
 def report(results: tuple[str, ...], out: str, title: str | None, n_boot: int,
-           seed: int) -> None:
+           seed: int, overwrite: bool) -> None:
     """Write figures and tables of intervention results as one self-contained HTML page.
 
     RESULTS are folders written by ``esn intervene``; results of one model and store form
@@ -530,7 +532,7 @@ def report(results: tuple[str, ...], out: str, title: str | None, n_boot: int,
     from esn.pipeline.report import build_report
 
     html = build_report([Path(r) for r in results], Path(out), title=title, n_boot=n_boot,
-                        seed=seed)
+                        seed=seed, overwrite=overwrite)
     click.echo(f"report: {html}")
 
 
