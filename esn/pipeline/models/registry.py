@@ -1,6 +1,7 @@
 """Model families by name and by checkpoint ``model_type``, and ``load_adapter``.
 
-A model id is a built-in tiny id (``TINY_MODELS``), a Hugging Face hub id (read from the
+A model id is a built-in tiny id (``TINY_MODELS``), ``esn-organism`` (the trained model
+organism shipped with esn, ``esn.pipeline.organism``), a Hugging Face hub id (read from the
 local cache when ``HF_HUB_OFFLINE=1``) or a local directory. Its family comes from the
 ``model_type`` in its ``config.json``, read as plain JSON so that no remote code runs before
 the family's adapter has checked ``trust_remote_code``.
@@ -47,6 +48,8 @@ def load_adapter(options: LoadOptions) -> ModelAdapter:
     tiny = TINY_MODELS.get(options.model_id)
     if tiny is not None:
         return _load_tiny(options, tiny.family)
+    if options.model_id == _organism().ORGANISM_ID:
+        return _load_organism(options)
     family, commit_hash = resolve_family(options.model_id, revision=options.revision)
     adapter_cls = ADAPTERS[family]
     try:
@@ -63,6 +66,8 @@ def resolve_family(model_id: str, *, revision: str | None = None) -> tuple[str, 
     """``(family, commit hash or None)`` of a hub id or local checkpoint directory."""
     if model_id in TINY_MODELS:
         return TINY_MODELS[model_id].family, None
+    if model_id == _organism().ORGANISM_ID:
+        return QwenOmniAdapter.family, None
     config, commit_hash = _read_config(model_id, revision)
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
@@ -123,3 +128,23 @@ def _load_tiny(options: LoadOptions, family: str) -> ModelAdapter:
     info = ModelInfo(id=options.model_id, revision=tiny_revision(), adapter=family,
                      dtype=dtype_name(model_dtype(model)))
     return ADAPTERS[family](model, processor, info)
+
+
+def _organism() -> Any:
+    # Imported late: the organism package itself imports the model adapters.
+    from esn.pipeline.organism import model
+
+    return model
+
+
+def _load_organism(options: LoadOptions) -> ModelAdapter:
+    """``esn-organism``: the trained weights shipped with esn (``esn.pipeline.organism``)."""
+    organism = _organism()
+    built, processor = organism.load_organism()
+    model: Any = built
+    if options.attn_implementation:
+        model.set_attn_implementation(options.attn_implementation)
+    model = place_model(model, options)
+    info = ModelInfo(id=options.model_id, revision=organism.organism_revision(),
+                     adapter=QwenOmniAdapter.family, dtype=dtype_name(model_dtype(model)))
+    return QwenOmniAdapter(model, processor, info)

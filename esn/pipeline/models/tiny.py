@@ -28,7 +28,7 @@ from torch import nn
 
 from esn.pipeline.models.tiny_tokenizers import tekken_tokenizer, word_level_tokenizer
 
-__all__ = ["TINY_MODELS", "TINY_SEED", "TinyModel", "build_tiny"]
+__all__ = ["TINY_MODELS", "TINY_SEED", "TinyModel", "build_qwen2_5_omni", "build_tiny"]
 
 TINY_SEED = 1234
 SAMPLE_RATE = 16000
@@ -38,6 +38,11 @@ TEXT_SIZES: dict[str, Any] = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
     num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False,
     initializer_range=0.2,
+)
+#: Audio encoder of tiny-qwen2_5_omni (its output_dim is the text hidden size).
+OMNI_AUDIO: dict[str, Any] = dict(
+    d_model=32, encoder_attention_heads=4, encoder_ffn_dim=32, encoder_layers=2,
+    num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=32,
 )
 SYSTEM_PROMPT = "You are a helpful assistant."
 _QWEN_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -85,10 +90,10 @@ class TinyModel:
     builder: Callable[[], tuple[nn.Module, Any]]
 
 
-def _seeded(build_model: Callable[[], nn.Module]) -> nn.Module:
+def _seeded(build_model: Callable[[], nn.Module], seed: int = TINY_SEED) -> nn.Module:
     """Run a model constructor under a fixed seed without touching the caller's RNG state."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_SEED)
+        torch.manual_seed(seed)
         model = build_model()
     return model.float().eval()
 
@@ -106,6 +111,15 @@ def _set_generation_ids(model: Any, tokenizer: Any) -> None:
 
 
 def _build_qwen2_5_omni() -> tuple[nn.Module, Any]:
+    return build_qwen2_5_omni()
+
+
+def build_qwen2_5_omni(
+    *, text_sizes: Mapping[str, Any] = TEXT_SIZES, audio_sizes: Mapping[str, Any] = OMNI_AUDIO,
+    seed: int = TINY_SEED,
+) -> tuple[nn.Module, Any]:
+    """``tiny-qwen2_5_omni``'s model and processor, with other decoder (``TEXT_SIZES``-like)
+    or audio encoder (``OMNI_AUDIO``-like) sizes and another weight seed if asked."""
     from transformers import (
         Qwen2_5OmniProcessor,
         Qwen2_5OmniThinkerConfig,
@@ -126,18 +140,16 @@ def _build_qwen2_5_omni() -> tuple[nn.Module, Any]:
     )
     ids = {name: tokenizer.convert_tokens_to_ids(tok) for name, tok in named.items()}
     config = Qwen2_5OmniThinkerConfig(
-        audio_config=dict(
-            d_model=32, encoder_attention_heads=4, encoder_ffn_dim=32, encoder_layers=2,
-            num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=32,
-        ),
+        audio_config=dict(audio_sizes),
         vision_config=dict(
-            depth=1, hidden_size=32, intermediate_size=32, num_heads=4, out_hidden_size=32,
-            spatial_merge_size=1, fullatt_block_indexes=[0],
+            depth=1, hidden_size=32, intermediate_size=32, num_heads=4,
+            out_hidden_size=text_sizes["hidden_size"], spatial_merge_size=1,
+            fullatt_block_indexes=[0],
         ),
         text_config=dict(
-            vocab_size=len(tokenizer), **TEXT_SIZES,
-            rope_parameters={"mrope_section": [1, 1, 2], "rope_type": "default",
-                             "rope_theta": 1e6},
+            vocab_size=len(tokenizer), **text_sizes,
+            rope_parameters={"mrope_section": _mrope_section(text_sizes),
+                             "rope_type": "default", "rope_theta": 1e6},
         ),
         audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
         video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
@@ -146,15 +158,21 @@ def _build_qwen2_5_omni() -> tuple[nn.Module, Any]:
         **{"vision_start_token_id": ids["vision_bos_token"],
            "vision_end_token_id": ids["vision_eos_token"]},
         user_token_id=tokenizer.convert_tokens_to_ids("user"),
-        initializer_range=TEXT_SIZES["initializer_range"],
+        initializer_range=text_sizes["initializer_range"],
     )
-    model = _seeded(lambda: Qwen2_5OmniThinkerForConditionalGeneration(config))
+    model = _seeded(lambda: Qwen2_5OmniThinkerForConditionalGeneration(config), seed)
     _set_generation_ids(model, tokenizer)
     processor = Qwen2_5OmniProcessor(
         image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
         feature_extractor=_whisper(), tokenizer=tokenizer, chat_template=OMNI_CHAT_TEMPLATE,
     )
     return model, processor
+
+
+def _mrope_section(text_sizes: Mapping[str, Any]) -> list[int]:
+    """Rotary frequencies per mRoPE axis (time, height, width); [1, 1, 2] at head_dim 8."""
+    half = text_sizes["hidden_size"] // text_sizes["num_attention_heads"] // 2
+    return [half // 4, half // 4, half - 2 * (half // 4)]
 
 
 def _qwen2_text_config(vocab_size: int, pad_token_id: int) -> dict[str, Any]:
