@@ -12,11 +12,13 @@ One folder holds every step's output, so an interrupted demo resumes where it st
     report/report.html        ``esn report`` over every results folder
 
 Two models run through the same chain: ``esn-organism`` (the trained model organism) and the
-positive control (``tiny-qwen2_5_omni`` with planted emotion circuits, whose neurons are
-known). Beside the sweeps, the demo measures for each model how much its answers use the
-decoder MLPs at all (accuracy with every gate neuron zeroed) and, for the positive control,
-how many planted neurons each selector recovered; these go to ``checks.json`` in the main
-deactivation folder, which the report shows.
+positive control: a copy of the organism with planted emotion circuits
+(``esn.pipeline.demo.planted``: three layer-0 gate neurons per emotion read a detector of
+that emotion built on the organism's audio encoder and vote for its option), whose emotion
+neurons are therefore known. Beside the sweeps, the demo measures for each model how much
+its answers use the decoder MLPs at all (accuracy with every gate neuron zeroed) and, for
+the positive control, how many planted neurons each selector recovered; these go to
+``checks.json`` in the main deactivation folder, which the report shows.
 """
 
 from __future__ import annotations
@@ -145,10 +147,10 @@ def _model(name: str, out: Path, manifest: Path, step: Say) -> tuple[str, ModelA
         return "esn-organism", load_adapter(LoadOptions(model_id="esn-organism"))
     folder = out / "models" / PLANTED
     if not (folder / "config.json").exists():
-        step("planting emotion circuits in tiny-qwen2_5_omni (the positive control)")
-        adapter = load_adapter(LoadOptions(model_id="tiny-qwen2_5_omni"))
+        step("planting emotion circuits in a copy of the organism (the positive control)")
+        adapter = load_adapter(LoadOptions(model_id="esn-organism"))
         neurons = planted_neurons(DEMO_LABELS, per_emotion=3, n_neurons=adapter.n_neurons)
-        circuits = plant(adapter, manifest, neurons, labels=DEMO_LABELS, layer=1)
+        circuits = plant(adapter, manifest, neurons, labels=DEMO_LABELS, layer=0)
         folder.mkdir(parents=True, exist_ok=True)
         adapter.model.save_pretrained(folder)
         adapter.processor.save_pretrained(folder)

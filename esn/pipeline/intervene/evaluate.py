@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["EffectMatrix", "bootstrap_effects", "effect_matrix", "recall", "uar"]
+__all__ = ["EffectMatrix", "bootstrap_effects", "effect_matrix", "recall", "resampled_recalls",
+           "stratified_counts", "uar"]
 
 RANDOM_ROW = "rnd"
 
@@ -88,24 +89,55 @@ def effect_matrix(gold: np.ndarray, baseline: np.ndarray,
                         baseline_recall=base, uar_change=np.array(uars))
 
 
+def stratified_counts(gold: np.ndarray, emotions: Sequence[str], *, n_boot: int,
+                      seed: int) -> np.ndarray:
+    """``(n_boot, items)``: how often each item is drawn in each resample of a stratified
+    bootstrap (per resample, per emotion in order: ``rng.choice(stratum, len(stratum))``)."""
+    gold = np.asarray(gold, dtype=object)
+    rng = np.random.default_rng(seed)
+    strata = [np.flatnonzero(gold == e) for e in emotions]
+    counts = np.zeros((n_boot, gold.size))
+    for b in range(n_boot):
+        for stratum in strata:
+            if stratum.size:
+                counts[b] += np.bincount(rng.choice(stratum, size=stratum.size, replace=True),
+                                         minlength=gold.size)
+    return counts
+
+
+def resampled_recalls(gold: np.ndarray, answers: np.ndarray, emotions: Sequence[str],
+                      counts: np.ndarray) -> np.ndarray:
+    """``(n_boot, ..., E)`` recalls of ``answers`` ``(..., items)`` on every resample."""
+    gold = np.asarray(gold, dtype=object)
+    hit = (np.asarray(answers, dtype=object) == gold).astype(float)
+    out = np.full((counts.shape[0], *hit.shape[:-1], len(emotions)), np.nan)
+    for c, emotion in enumerate(emotions):
+        stratum = np.flatnonzero(gold == emotion)
+        if stratum.size:  # a resample keeps each stratum's size
+            out[..., c] = np.tensordot(counts[:, stratum], hit[..., stratum],
+                                       axes=([1], [-1])) / stratum.size
+    return out
+
+
 def bootstrap_effects(gold: np.ndarray, baseline: np.ndarray,
                       conditions: Mapping[str, np.ndarray], emotions: Sequence[str],
                       *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
                       ) -> dict[str, np.ndarray]:
     """Percentile intervals ``(2, rows, columns)`` for ``delta`` and ``(2, rows)`` for self,
-    cross and gap, from a stratified paired bootstrap over items."""
-    gold = np.asarray(gold, dtype=object)
-    rng = np.random.default_rng(seed)
-    strata = [np.flatnonzero(gold == e) for e in emotions]
-    samples: dict[str, list[np.ndarray]] = {"delta": [], "self": [], "cross": [], "gap": []}
-    for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata if len(s)])
-        m = effect_matrix(gold[idx], np.asarray(baseline, dtype=object)[idx],
-                          {k: np.atleast_2d(np.asarray(v, dtype=object))[:, idx]
-                           for k, v in conditions.items()}, emotions)
-        samples["delta"].append(m.delta)
-        samples["self"].append(m.self_effect)
-        samples["cross"].append(m.cross_effect)
-        samples["gap"].append(m.gap)
+    cross and gap, from a stratified paired bootstrap over items (vectorised over
+    resamples: recalls are count-weighted sums, see ``stratified_counts``)."""
+    counts = stratified_counts(gold, emotions, n_boot=n_boot, seed=seed)
+    base = resampled_recalls(gold, baseline, emotions, counts)
+    rows = list(conditions)
+    delta = np.stack([100.0 * (resampled_recalls(
+        gold, np.atleast_2d(np.asarray(conditions[r], dtype=object)), emotions,
+        counts).mean(axis=1) - base) for r in rows], axis=1)  # (n_boot, rows, columns)
+    own = [list(emotions).index(r) if r in emotions else None for r in rows]
+    self_effect = np.stack([delta[:, i, c] if c is not None else delta[:, i].mean(axis=-1)
+                            for i, c in enumerate(own)], axis=1)
+    cross = np.stack([np.delete(delta[:, i], c, axis=-1).mean(axis=-1) if c is not None
+                      else delta[:, i].mean(axis=-1) for i, c in enumerate(own)], axis=1)
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
-    return {k: np.percentile(np.stack(v), q, axis=0) for k, v in samples.items()}
+    samples = {"delta": delta, "self": self_effect, "cross": cross,
+               "gap": self_effect - cross}
+    return {k: np.percentile(v, q, axis=0) for k, v in samples.items()}

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from esn.pipeline.intervene.evaluate import stratified_counts
 from esn.pipeline.report.results import BASELINE, ResultsFolder
 
 __all__ = ["EffectTable", "Resamples", "effect_tables", "resample", "table_delta",
@@ -82,13 +83,7 @@ def resample(r: ResultsFolder, *, n_boot: int, seed: int) -> Resamples:
     for c, s in enumerate(strata):
         if s.size:
             point[:, c] = hit[:, s].mean(axis=1)
-    rng = np.random.default_rng(seed)
-    n = gold.size
-    counts = np.zeros((n_boot, n))
-    for b in range(n_boot):
-        idx = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata
-                              if len(s)] or [np.zeros(0, dtype=int)])
-        counts[b] = np.bincount(idx, minlength=n)
+    counts = stratified_counts(gold, r.labels, n_boot=n_boot, seed=seed)
     boot = np.full((n_boot, len(r.conditions), len(r.labels)), np.nan)
     for c, s in enumerate(strata):
         if s.size:  # resampled items of one stratum stay in it, so weights sum to len(s)
