@@ -66,12 +66,12 @@ class DemoOptions:
     speakers: int = 4
     models: tuple[str, ...] = (ORGANISM, PLANTED)
     fraction: float = 0.02
-    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+    fractions: tuple[float, ...] = (0.01, 0.02, 0.05)
     alphas: tuple[float, ...] = (1.0, 2.0, 4.0)
-    id_sizes: tuple[int, ...] = (2, 4, 8)
-    random_draws: int = 5
+    id_sizes: tuple[int, ...] = (2, 4)
+    random_draws: int = 3
     n_boot: int = 1000
-    batch_size: int = 16
+    batch_size: int = 64
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -198,7 +198,11 @@ def _study(name: str, adapter: ModelAdapter, stores: dict[str, Path], out: Path,
     step(f"{name}: steer with alpha {', '.join(f'{a:g}' for a in options.alphas)}")
     folders.append(_intervene(adapter, results / "steer", options, store=str(stores["a"]),
                               sets=str(main_sets), mode="steer", strengths=options.alphas))
+    pool = min(len(ids) for ids in read_neuron_sets(main_sets).pool["item_ids"].values())
     for size in options.id_sizes:
+        if size >= pool:
+            step(f"{name}: skipping the pool of {size} per emotion (the full pool has {pool})")
+            continue
         step(f"{name}: identification pool of {size} per emotion")
         sets = _select(stores["a"], sets_dir / f"{name}-a-id{size}.json", options.fraction,
                        size, options)
