@@ -311,7 +311,8 @@ def _save_weights(model: nn.Module, path: Path) -> None:
 
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
              if not k.startswith("model.visual.")}
-    save_file(state, str(path), metadata={"format": "pt", "model_id": ORGANISM_ID})
+    # One metadata key: safetensors writes the metadata map in no fixed order.
+    save_file(state, str(path), metadata={"format": "pt"})
 
 
 def _synth_settings(manifest: Path) -> dict[str, Any] | None:
