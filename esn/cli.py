@@ -454,11 +454,13 @@ def validate(store: str, deep: bool, as_json: bool) -> None:
 @click.option("--speakers", type=click.IntRange(min=2), default=4, show_default=True)
 @click.option("--test-every", type=click.IntRange(min=2), default=4, show_default=True,
               help="Every N-th clip of a speaker and emotion goes to the test split.")
+@click.option("--jitter", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Scale of the per-clip parameter spread (smaller: classes overlap less).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing synthetic corpus.")
 @library_errors
-def synth(out: str, per_emotion_per_speaker: int, speakers: int, test_every: int, seed: int,
-          overwrite: bool) -> None:
+def synth(out: str, per_emotion_per_speaker: int, speakers: int, test_every: int,
+          jitter: float, seed: int, overwrite: bool) -> None:
     """Write a synthetic emotional speech corpus (anger, happy, neutral, sad, surprise).
 
     Source-filter speech whose classes differ as acted emotions do (F0 level, range and
@@ -472,15 +474,15 @@ def synth(out: str, per_emotion_per_speaker: int, speakers: int, test_every: int
     from esn.pipeline.synth import synthesize
 
     manifest = synthesize(out, per_emotion_per_speaker=per_emotion_per_speaker,
-                          speakers=speakers, test_every=test_every, seed=seed,
-                          overwrite=overwrite)
+                          speakers=speakers, test_every=test_every, jitter=jitter,
+                          seed=seed, overwrite=overwrite)
     click.echo(f"wrote {manifest} (corpus spec manifest:{manifest})")
 
 
 @main.command()
 @click.option("--out", default="esn-demo", show_default=True, metavar="DIR",
               help="Folder for every step's output; an interrupted demo resumes here.")
-@click.option("--per-emotion-per-speaker", type=click.IntRange(min=4), default=10,
+@click.option("--per-emotion-per-speaker", type=click.IntRange(min=4), default=12,
               show_default=True, help="Size of the synthetic corpus (4 speakers).")
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap resamples for confidence intervals.")

@@ -12,7 +12,8 @@ The circuit, built by hand for every planted emotion ``e`` (three private residu
      ``CARRY_e`` to the last position as ``VOTE_e`` (the first key/value head does it);
   4. the LM head reads ``VOTE_e`` into the digit of ``e``'s option (fixed option order).
 No other weight reads or writes the private channels, so only the planted neurons move the
-votes, and deactivating ``e``'s neurons removes ``e``'s vote and nothing else.
+votes, and deactivating ``e``'s neurons removes ``e``'s vote and nothing else. Optionally
+every other gate neuron's output is silenced, so that the votes alone decide the answer.
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ def _tower_features(adapter: ModelAdapter, manifest: Path, labels: Sequence[str]
 def plant(adapter: ModelAdapter, manifest: Path, neurons: Mapping[str, Sequence[int]], *,
           labels: Sequence[str], layer: int = 1, signal: float = 2.0, vote: float = 100.0,
           carry: float = 0.1, fit_split: str | None = "train",
-          ) -> dict[str, list[tuple[int, int]]]:
+          silence_others: bool = False) -> dict[str, list[tuple[int, int]]]:
     """Edit ``adapter.model`` in place (see the module docstring); the detectors are fitted on
     the ``fit_split`` clips of ``manifest`` (a ``manifest:`` corpus CSV; every clip if
-    None). Returns the planted
-    ``(layer, neuron)`` pairs per emotion."""
+    None). ``silence_others`` zeroes the output (down_proj column) of every other gate
+    neuron, so that the planted circuits alone decide the answer (the other neurons still
+    fire and are recorded). Returns the planted ``(layer, neuron)`` pairs per emotion."""
     model: Any = adapter.model
     layers: Any = adapter.layers
     lm_head: Any = adapter.lm_head
@@ -112,6 +114,9 @@ def plant(adapter: ModelAdapter, manifest: Path, neurons: Mapping[str, Sequence[
         param.zero_()
     directions = {e: _fisher(features, gold, e, manifest) for e in targets}
     calibration = _calibrate(features, gold, directions, targets, signal)
+    if silence_others:
+        for layer_module in layers:
+            layer_module.mlp.down_proj.weight.zero_()
     planted: dict[str, list[tuple[int, int]]] = {}
     for i, emotion in enumerate(targets):
         k, carry_channel, vote_channel = channels[emotion]

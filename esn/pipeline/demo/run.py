@@ -3,7 +3,8 @@
 One folder holds every step's output, so an interrupted demo resumes where it stopped
 (a finished step is recognised by its output and skipped; extraction resumes its store):
 
-    corpus/                   synthetic emotional speech (``esn synth``), speaker groups a, b
+    corpus/                   synthetic emotional speech (``esn synth``, the organism's
+                              training settings, another seed), speaker groups a, b
     models/planted/           the positive control, saved as a checkpoint directory
     stores/MODEL-GROUP.zarr   activation stores with a hidden-state checkpoint at layer 0
     sets/MODEL-GROUP-*.json   neuron sets: every method, per mask fraction and pool size
@@ -14,7 +15,8 @@ One folder holds every step's output, so an interrupted demo resumes where it st
 Two models run through the same chain: ``esn-organism`` (the trained model organism) and the
 positive control: a copy of the organism with planted emotion circuits
 (``esn.pipeline.demo.planted``: three layer-0 gate neurons per emotion read a detector of
-that emotion built on the organism's audio encoder and vote for its option), whose emotion
+that emotion built on the organism's audio encoder and vote for its option; every other
+gate neuron's output is silenced, so the planted circuits alone decide), whose emotion
 neurons are therefore known. Beside the sweeps, the demo measures for each model how much
 its answers use the decoder MLPs at all (accuracy with every gate neuron zeroed) and, for
 the positive control, how many planted neurons each selector recovered; these go to
@@ -42,6 +44,7 @@ from esn.pipeline.intervene.conditions import Condition
 from esn.pipeline.intervene.engine import answer_items
 from esn.pipeline.intervene.run import InterveneRequest, intervene
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
+from esn.pipeline.organism.model import organism_record
 from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
 from esn.stores.activations import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
@@ -62,17 +65,20 @@ class DemoOptions:
     transfer); ``fractions`` the deactivation sweep; ``id_sizes`` pools per emotion."""
 
     out: Path
-    per_emotion_per_speaker: int = 10
+    per_emotion_per_speaker: int = 12
     speakers: int = 4
     models: tuple[str, ...] = (ORGANISM, PLANTED)
     fraction: float = 0.02
     fractions: tuple[float, ...] = (0.01, 0.02, 0.05)
-    alphas: tuple[float, ...] = (1.0, 2.0, 4.0)
+    alphas: tuple[float, ...] = (1.0, 4.0, 16.0)
     id_sizes: tuple[int, ...] = (2, 4)
     random_draws: int = 3
     n_boot: int = 1000
     batch_size: int = 64
     seed: int = 0
+    #: The synthetic corpus: the organism's training settings (jitter, speakers) with
+    #: another seed, so every demo clip is new to the organism.
+    corpus_seed: int = 1
 
     def __post_init__(self) -> None:
         unknown = set(self.models) - {ORGANISM, PLANTED}
@@ -98,8 +104,13 @@ def run_demo(options: DemoOptions, *, say: Say = print) -> Path:
     corpus = out / "corpus"
     if not (corpus / "manifest.csv").exists():
         step("synthesizing emotional speech")
+        trained_on = organism_record()["corpus"]["synth"]
+        if options.corpus_seed == trained_on["seed"]:
+            raise RequestError(f"corpus seed {options.corpus_seed} is the seed of the "
+                               "organism's training corpus; choose another")
         synthesize(corpus, per_emotion_per_speaker=options.per_emotion_per_speaker,
-                   speakers=options.speakers, seed=options.seed, test_every=2)
+                   speakers=options.speakers, seed=options.corpus_seed, test_every=2,
+                   jitter=float(trained_on["jitter"]))
     manifests = split_speaker_groups(corpus / "manifest.csv")
     folders: list[Path] = []
     for name in options.models:
@@ -150,7 +161,8 @@ def _model(name: str, out: Path, manifest: Path, step: Say) -> tuple[str, ModelA
         step("planting emotion circuits in a copy of the organism (the positive control)")
         adapter = load_adapter(LoadOptions(model_id="esn-organism"))
         neurons = planted_neurons(DEMO_LABELS, per_emotion=3, n_neurons=adapter.n_neurons)
-        circuits = plant(adapter, manifest, neurons, labels=DEMO_LABELS, layer=0)
+        circuits = plant(adapter, manifest, neurons, labels=DEMO_LABELS, layer=0,
+                         silence_others=True)
         folder.mkdir(parents=True, exist_ok=True)
         adapter.model.save_pretrained(folder)
         adapter.processor.save_pretrained(folder)
