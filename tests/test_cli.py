@@ -120,3 +120,19 @@ def test_validate_exit_status(half_written_store: Path) -> None:
     code, out = run("validate", str(half_written_store), "--json")
     assert code == 1
     assert json.loads(out)["ok"] is False
+
+
+def test_synth_then_a_short_organism_training(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["synth", "--out", str(tmp_path / "c"), "--speakers", "2",
+                                  "--per-emotion-per-speaker", "4", "--test-every", "2"])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(main, ["synth", "--out", str(tmp_path / "c")])
+    assert again.exit_code != 0 and "overwrite" in again.output
+    result = runner.invoke(main, ["organism", "train", "--out", str(tmp_path / "o"),
+                                  "--corpus", str(tmp_path / "c" / "manifest.csv"),
+                                  "--epochs", "1", "--encoder-epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "weights differ from the shipped esn-organism" in result.output
+    record = json.loads((tmp_path / "o" / "organism" / "organism.json").read_text())
+    assert record["training"]["epochs"] == 1 and record["training"]["weight_decay"] == 0.05
