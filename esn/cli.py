@@ -406,6 +406,61 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
 
 
 @main.command()
+@click.option("--store", "store_url", required=True, metavar="STORE",
+              help="Activation store to test.")
+@click.option("--by", default="emotion", show_default=True, metavar="VAR",
+              help="Grouping variable: emotion, corpus, speaker, split, correct, "
+                   "parsed_answer or gold_option.")
+@click.option("--test", type=click.Choice(["welch", "rank"]), default="welch",
+              show_default=True, help="Welch's t-test or Mann-Whitney U.")
+@click.option("--within", type=click.Choice(["speaker"]), default=None,
+              help="Remove each speaker's mean from every neuron's values first.")
+@click.option("--groups", default=None, metavar="A,B",
+              help="Compare two named groups (A vs B) instead of each group vs the rest.")
+@click.option("--measure", type=click.Choice(["rate", "activation"]), default="rate",
+              show_default=True, help="Per-utterance firing rate K/T or mean activation.")
+@click.option("--span", type=click.Choice(["all", "audio", "text"]), default="all",
+              show_default=True)
+@click.option("--correction", type=click.Choice(["bh", "bonferroni"]), default="bh",
+              show_default=True, help="Multiple-comparison control over all neurons.")
+@click.option("--scheduler", default=None, metavar="ADDR",
+              help="Dask distributed scheduler address (default: local threads).")
+@click.option("--out", required=True, metavar="STATS", help="Zarr dataset to write.")
+@click.option("--csv", "csv_path", default=None, metavar="FILE",
+              help="Also write the top neurons per group as a tidy CSV.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Neurons per group in the summary and the CSV.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing STATS dataset.")
+@library_errors
+def stats(store_url: str, by: str, test: str, within: str | None, groups: str | None,
+          measure: str, span: str, correction: str, scheduler: str | None, out: str,
+          csv_path: str | None, top: int, overwrite: bool) -> None:
+    """Test every neuron for differences between groups of utterances (one pass).
+
+    \b
+    Example:
+        esn stats --store runs/omni-iemocap.zarr --by emotion --within speaker \\
+            --out runs/omni-iemocap.stats.zarr --csv runs/top.csv --top 20
+    """
+    from esn.pipeline.stats import StatsOptions, compute_stats, format_top, top_neurons, write_stats
+
+    options = StatsOptions(by=by, test=test, within=within, groups=_split_list([groups or ""]),
+                           measure=measure, span=span, correction=correction,
+                           scheduler=scheduler)
+    if Path(out).exists() and not overwrite:  # refuse before the pass, not after it
+        raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
+    with _dask_progress():
+        result = compute_stats(store_url, options)
+    write_stats(result, out, overwrite=overwrite)
+    table = top_neurons(result, top)
+    click.echo(format_top(table))
+    if csv_path:
+        table.to_csv(csv_path, index=False)
+        click.echo(f"wrote {csv_path}")
+    click.echo(f"wrote {out}")
+
+
+@main.command()
 @click.argument("store")
 @json_option
 @library_errors

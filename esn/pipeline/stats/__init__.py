@@ -1,0 +1,32 @@
+"""Per-neuron statistics across utterances: grouped aggregates and group tests (``esn stats``)."""
+
+from esn.pipeline.stats.correction import CORRECTIONS, adjust
+from esn.pipeline.stats.groups import GROUPING_VARIABLES, Grouping, make_grouping
+from esn.pipeline.stats.measures import MEASURES, grouped_aggregates, utterance_values
+from esn.pipeline.stats.run import (
+    StatsOptions,
+    build_stats,
+    compute_stats,
+    format_top,
+    read_stats,
+    top_neurons,
+    write_stats,
+)
+
+__all__ = [
+    "CORRECTIONS",
+    "GROUPING_VARIABLES",
+    "MEASURES",
+    "Grouping",
+    "StatsOptions",
+    "adjust",
+    "build_stats",
+    "compute_stats",
+    "format_top",
+    "grouped_aggregates",
+    "make_grouping",
+    "read_stats",
+    "top_neurons",
+    "utterance_values",
+    "write_stats",
+]

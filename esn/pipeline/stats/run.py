@@ -1,0 +1,221 @@
+"""``esn stats``: per-neuron group comparisons over an activation store, written as Zarr.
+
+The result is an ``xarray.Dataset`` (format ``esn-stats``, schema version 1) with
+dimensions (``<by>``, layer, neuron): for each group of the grouping variable against the
+rest (or, with two named groups, the first against the second) ``diff``, ``effect``
+(Cohen's d), ``t`` (Welch) or ``u`` (Mann-Whitney), ``p_value`` and ``q_value``, plus
+``n`` and ``n_rest`` (utterances on each side) over the group dimension.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import threadpoolctl
+import xarray as xr
+
+from esn.errors import RequestError, SchemaError, StoreExistsError
+from esn.pipeline.select.run import store_fingerprint
+from esn.pipeline.stats.correction import CORRECTIONS, adjust
+from esn.pipeline.stats.groups import Grouping, make_grouping
+from esn.pipeline.stats.measures import MEASURES, as_dask, utterance_values
+from esn.pipeline.stats.rank import DEFAULT_BLOCK_BYTES, build_rank_test
+from esn.pipeline.stats.welch import build_moments, welch_from_moments
+from esn.provenance import library_versions
+from esn.stores.activations import ActivationStore
+
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "StatsOptions", "build_stats", "compute_stats",
+           "format_top", "read_stats", "top_neurons", "write_stats"]
+
+FORMAT_NAME = "esn-stats"
+SCHEMA_VERSION = 1
+TESTS: tuple[str, ...] = ("welch", "rank")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StatsOptions:
+    """What ``esn stats`` computes."""
+
+    by: str = "emotion"
+    test: str = "welch"
+    within: str | None = None
+    groups: tuple[str, ...] | None = None
+    measure: str = "rate"
+    span: str = "all"
+    correction: str = "bh"
+    scheduler: str | None = None
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+
+    def __post_init__(self) -> None:
+        if self.test not in TESTS:
+            raise RequestError(f"test must be one of {list(TESTS)}, got {self.test!r}")
+        if self.measure not in MEASURES:
+            raise RequestError(f"measure must be one of {list(MEASURES)}, got {self.measure!r}")
+        if self.correction not in CORRECTIONS:
+            raise RequestError(
+                f"correction must be one of {list(CORRECTIONS)}, got {self.correction!r}")
+        if self.within not in (None, "speaker"):
+            raise RequestError(f"within must be 'speaker' or unset, got {self.within!r}")
+        if self.groups is not None and (len(self.groups) != 2
+                                        or self.groups[0] == self.groups[1]):
+            raise RequestError(f"groups must name two different groups, got {self.groups}")
+        if self.block_bytes < 1:
+            raise RequestError("block_bytes must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["groups"] = list(self.groups) if self.groups else None
+        return out
+
+
+def _check_sizes(grouping: Grouping) -> np.ndarray:
+    onehot = grouping.one_hot()
+    n = onehot.sum(0)
+    for g, size in zip(grouping.groups, n, strict=True):
+        if size < 2:
+            raise RequestError(f"group {g!r} of {grouping.by!r} has {int(size)} finished "
+                               "utterance(s); a test needs at least 2")
+        if len(grouping.index) - size < 2:
+            raise RequestError(f"the rest of group {g!r} of {grouping.by!r} has fewer than 2 "
+                               "utterances; a test needs at least 2 on each side")
+    return onehot
+
+
+def _centre_within(x: da.Array, labels: np.ndarray) -> da.Array:
+    """Subtract each speaker's mean (per neuron) from that speaker's values (lazy)."""
+    speakers = sorted(set(labels.tolist()))
+    onehot = (labels[:, None] == np.array(speakers, dtype=object)[None]).astype(np.float64)
+    w = da.from_array(onehot, chunks=(x.chunks[0], len(speakers)))
+    means = da.tensordot(w, x, axes=((0,), (0,))) / onehot.sum(0)[:, None, None]
+    return x - da.tensordot(w, means, axes=((1,), (0,)))
+
+
+def build_stats(store: ActivationStore, options: StatsOptions
+                ) -> tuple[Grouping, np.ndarray, dict[str, da.Array]]:
+    """The lazy graph: grouping, one-hot matrix and Dask arrays to compute."""
+    grouping = make_grouping(store, options.by, options.span, options.groups)
+    onehot = _check_sizes(grouping)
+    values = utterance_values(store.to_xarray(), grouping, options.measure, options.span)
+    x = as_dask(values)
+    if options.within == "speaker":
+        x = _centre_within(x, store.metadata("speaker")[grouping.index].astype(object))
+    s1, s2 = build_moments(x, onehot)
+    arrays = {"s1": s1, "s2": s2}
+    if options.test == "rank":
+        arrays["rank"] = build_rank_test(x, onehot, options.block_bytes)
+    return grouping, onehot, arrays
+
+
+def _compute(arrays: dict[str, da.Array], scheduler: str | None) -> dict[str, np.ndarray]:
+    names = list(arrays)
+    if scheduler:
+        from distributed import Client
+
+        with Client(scheduler) as client:
+            done = client.compute([arrays[n] for n in names], sync=True)
+    else:
+        with threadpoolctl.threadpool_limits(1):
+            done = dask.compute(*[arrays[n] for n in names])
+    return {n: np.asarray(v) for n, v in zip(names, done, strict=True)}
+
+
+def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
+    """Run the tests over the store (one Dask compute) and return the result in memory."""
+    store = ActivationStore.open(store_url)
+    grouping, onehot, arrays = build_stats(store, options)
+    done = _compute(arrays, options.scheduler)
+    n = onehot.sum(0)
+    welch = welch_from_moments(n, done["s1"], done["s2"])
+    if options.test == "rank":
+        statistic, p = "u", done["rank"][1]
+        stat_values = done["rank"][0]
+    else:
+        statistic, p, stat_values = "t", welch["p_value"], welch["t"]
+    keep = slice(0, 1) if options.groups else slice(None)   # two groups: the first vs second
+    by = options.by
+    dims = (by, "layer", "neuron")
+    layout = store.layout
+    ds = xr.Dataset(
+        {
+            "diff": (dims, welch["diff"][keep]),
+            "effect": (dims, welch["effect"][keep]),
+            statistic: (dims, stat_values[keep]),
+            "p_value": (dims, p[keep]),
+            "q_value": (dims, adjust(p[keep], options.correction)),
+            "n": ((by,), n[keep].astype(np.int64)),
+            "n_rest": ((by,), (n.sum() - n)[keep].astype(np.int64)),
+        },
+        coords={by: list(grouping.groups[keep]), "layer": np.arange(layout.n_layers),
+                "neuron": np.arange(layout.n_neurons)},
+    )
+    if options.test == "welch":
+        ds["df"] = (dims, welch["df"][keep])
+    ds.attrs = {
+        "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
+        "store": {"url": store.url, "fingerprint": store_fingerprint(store),
+                  "model": store.attributes.model.id},
+        "options": options.to_dict(),
+        "comparison": (f"{options.groups[0]} vs {options.groups[1]}" if options.groups
+                       else "each group vs the rest"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+    }
+    return ds
+
+
+def write_stats(ds: xr.Dataset, out: str, *, overwrite: bool = False) -> None:
+    """Write ``ds`` as Zarr v3: to ``out.partial`` first, renamed into place at the end."""
+    target = Path(out)
+    if target.exists() and not overwrite:
+        raise StoreExistsError(f"{out} exists; pass overwrite to replace it")
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    by = ds.attrs["options"]["by"]
+    ds = ds.assign_coords({by: np.array(ds[by].values.tolist(), dtype=object)})  # vlen str
+    ds.to_zarr(partial, mode="w", zarr_format=3, consolidated=False)
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
+
+
+def read_stats(path: str) -> xr.Dataset:
+    """Open a stats dataset written by ``write_stats`` (lazy), checking format and version."""
+    ds = xr.open_zarr(path, consolidated=False, zarr_format=3)
+    if ds.attrs.get("format") != FORMAT_NAME or ds.attrs.get("schema_version") != SCHEMA_VERSION:
+        raise SchemaError(f"{path} is not an {FORMAT_NAME} v{SCHEMA_VERSION} dataset")
+    return ds
+
+
+def top_neurons(ds: xr.Dataset, n: int = 10) -> pd.DataFrame:
+    """Tidy table of the ``n`` strongest neurons per group: smallest q, then largest |effect|."""
+    by = ds.attrs.get("options", {}).get("by") or next(iter(ds.dims))
+    statistic = "u" if "u" in ds else "t"
+    rows = []
+    for group in ds[by].values.tolist():
+        g = ds.sel({by: group})
+        frame = pd.DataFrame({
+            "layer": np.repeat(ds.layer.values, ds.sizes["neuron"]),
+            "neuron": np.tile(ds.neuron.values, ds.sizes["layer"]),
+            **{v: g[v].values.ravel() for v in ("effect", "diff", statistic, "p_value",
+                                                "q_value")},
+        })
+        frame["_abs"] = -np.abs(frame["effect"].fillna(0.0))
+        frame = frame.sort_values(["q_value", "_abs"], na_position="last", kind="stable")
+        frame = frame.drop(columns="_abs").head(n)
+        frame.insert(0, by, group)
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
+def format_top(table: pd.DataFrame) -> str:
+    """The summary table printed by ``esn stats``."""
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
