@@ -33,9 +33,16 @@ def neuron_block(n_utterances: int, n_columns: int, block_bytes: int) -> int:
     return int(max(1, min(n_columns, block_bytes // max(1, 32 * n_utterances))))
 
 
-def mann_whitney_block(x: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    """``(utterance, column)`` values -> ``(2, group, column)``: U and p of each group vs rest."""
+def mann_whitney_block(x: np.ndarray, onehot: np.ndarray,
+                       speakers: np.ndarray | None = None) -> np.ndarray:
+    """``(utterance, column)`` values -> ``(2, group, column)``: U and p of each group vs rest.
+
+    ``speakers`` (utterance, speaker) one-hot: remove each speaker's mean first (the block
+    holds every utterance of its columns, so this needs nothing outside the block).
+    """
     m = x.shape[0]
+    if speakers is not None:
+        x = x - speakers @ ((speakers.T @ x) / speakers.sum(0)[:, None])
     ranks = scipy.stats.rankdata(x, axis=0)
     s = np.sort(x, axis=0)
     new = np.ones_like(s, dtype=bool)
@@ -56,13 +63,14 @@ def mann_whitney_block(x: np.ndarray, onehot: np.ndarray) -> np.ndarray:
     return np.stack([u, p])
 
 
-def build_rank_test(x: da.Array, onehot: np.ndarray, block_bytes: int) -> da.Array:
+def build_rank_test(x: da.Array, onehot: np.ndarray, block_bytes: int,
+                    speakers: np.ndarray | None = None) -> da.Array:
     """Lazy ``(2, group, layer, neuron)``: U and p for ``x`` (utterance, layer, neuron)."""
     m, n_layers, n_neurons = x.shape
     flat = x.rechunk({0: x.chunks[0], 1: 1, 2: -1}).reshape(m, n_layers * n_neurons)
     block = neuron_block(m, n_layers * n_neurons, block_bytes)
     flat = flat.rechunk({0: -1, 1: block})
     g = onehot.shape[1]
-    out = flat.map_blocks(mann_whitney_block, onehot, dtype=np.float64,
+    out = flat.map_blocks(mann_whitney_block, onehot, speakers, dtype=np.float64,
                           chunks=((2,), (g,), flat.chunks[1]), new_axis=0)
     return out.reshape(2, g, n_layers, n_neurons)

@@ -28,7 +28,7 @@ from esn.pipeline.stats.correction import CORRECTIONS, adjust
 from esn.pipeline.stats.groups import Grouping, make_grouping
 from esn.pipeline.stats.measures import MEASURES, as_dask, utterance_values
 from esn.pipeline.stats.rank import DEFAULT_BLOCK_BYTES, build_rank_test
-from esn.pipeline.stats.welch import build_moments, welch_from_moments
+from esn.pipeline.stats.welch import build_moments, centre_cells, welch_from_moments
 from esn.provenance import library_versions
 from esn.stores.activations import ActivationStore
 
@@ -89,29 +89,36 @@ def _check_sizes(grouping: Grouping) -> np.ndarray:
     return onehot
 
 
-def _centre_within(x: da.Array, labels: np.ndarray) -> da.Array:
-    """Subtract each speaker's mean (per neuron) from that speaker's values (lazy)."""
-    speakers = sorted(set(labels.tolist()))
-    onehot = (labels[:, None] == np.array(speakers, dtype=object)[None]).astype(np.float64)
-    w = da.from_array(onehot, chunks=(x.chunks[0], len(speakers)))
-    means = da.tensordot(w, x, axes=((0,), (0,))) / onehot.sum(0)[:, None, None]
-    return x - da.tensordot(w, means, axes=((1,), (0,)))
+def _speaker_onehot(store: ActivationStore, grouping: Grouping, within: str | None
+                    ) -> np.ndarray:
+    """``(m, speaker)`` membership when centring within speakers, else one column of ones."""
+    if within is None:
+        return np.ones((len(grouping.index), 1))
+    labels = store.metadata("speaker")[grouping.index].astype(object)
+    speakers = np.array(sorted(set(labels.tolist())), dtype=object)
+    return (labels[:, None] == speakers[None]).astype(np.float64)
 
 
 def build_stats(store: ActivationStore, options: StatsOptions
                 ) -> tuple[Grouping, np.ndarray, dict[str, da.Array]]:
-    """The lazy graph: grouping, one-hot matrix and Dask arrays to compute."""
+    """The lazy graph: the grouping, ``(group, speaker)`` cell counts, Dask arrays to compute.
+
+    The moments are gathered per (group, speaker) cell so that ``--within speaker`` needs
+    no second pass (see ``welch.centre_cells``); without it there is one speaker column.
+    """
     grouping = make_grouping(store, options.by, options.span, options.groups)
     onehot = _check_sizes(grouping)
+    speakers = _speaker_onehot(store, grouping, options.within)
+    cells = (onehot[:, :, None] * speakers[:, None, :]).reshape(len(onehot), -1)
     values = utterance_values(store.to_xarray(), grouping, options.measure, options.span)
     x = as_dask(values)
-    if options.within == "speaker":
-        x = _centre_within(x, store.metadata("speaker")[grouping.index].astype(object))
-    s1, s2 = build_moments(x, onehot)
+    s1, s2 = build_moments(x, cells)
     arrays = {"s1": s1, "s2": s2}
     if options.test == "rank":
-        arrays["rank"] = build_rank_test(x, onehot, options.block_bytes)
-    return grouping, onehot, arrays
+        arrays["rank"] = build_rank_test(x, onehot, options.block_bytes,
+                                         speakers if options.within else None)
+    n_cells = cells.sum(0).reshape(onehot.shape[1], speakers.shape[1])
+    return grouping, n_cells, arrays
 
 
 def _compute(arrays: dict[str, da.Array], scheduler: str | None) -> dict[str, np.ndarray]:
@@ -130,10 +137,10 @@ def _compute(arrays: dict[str, da.Array], scheduler: str | None) -> dict[str, np
 def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     """Run the tests over the store (one Dask compute) and return the result in memory."""
     store = ActivationStore.open(store_url)
-    grouping, onehot, arrays = build_stats(store, options)
+    grouping, n_cells, arrays = build_stats(store, options)
     done = _compute(arrays, options.scheduler)
-    n = onehot.sum(0)
-    welch = welch_from_moments(n, done["s1"], done["s2"])
+    n, s1, s2 = centre_cells(n_cells, done["s1"], done["s2"], centre=options.within is not None)
+    welch = welch_from_moments(n, s1, s2)
     if options.test == "rank":
         statistic, p = "u", done["rank"][1]
         stat_values = done["rank"][0]

@@ -14,6 +14,12 @@ the rest ``b`` (totals minus the group)::
     p    = 2 * StudentT(df).sf(|t|)                      (two-sided)
     d    = diff / sqrt(((n_a-1) var_a + (n_b-1) var_b) / (n_a + n_b - 2))   (Cohen's d)
 
+With ``--within speaker`` the sums are gathered per (group, speaker) cell ``c`` and each
+speaker's mean ``M_s = sum_g S1_gs / n_s`` is removed algebraically, still in one pass::
+
+    S1_g = sum_s (S1_gs - n_gs M_s)
+    S2_g = sum_s (S2_gs - 2 M_s S1_gs + n_gs M_s**2)
+
 Variances below ``1e-20 + 1e-12 * mean(x**2)`` count as zero (rounding of centred values).
 Where ``se`` is zero (both sides constant) ``t`` and ``p`` are NaN; where the pooled SD is
 zero ``d`` is NaN.
@@ -25,7 +31,7 @@ import dask.array as da
 import numpy as np
 import scipy.special
 
-__all__ = ["build_moments", "welch_from_moments"]
+__all__ = ["build_moments", "centre_cells", "welch_from_moments"]
 
 
 def build_moments(x: da.Array, onehot: np.ndarray) -> tuple[da.Array, da.Array]:
@@ -35,6 +41,23 @@ def build_moments(x: da.Array, onehot: np.ndarray) -> tuple[da.Array, da.Array]:
     s1 = da.tensordot(w, shifted, axes=((0,), (0,)))
     s2 = da.tensordot(w, shifted * shifted, axes=((0,), (0,)))
     return s1, s2
+
+
+def centre_cells(n_cells: np.ndarray, s1: np.ndarray, s2: np.ndarray, *, centre: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cell sums ``(group * speaker, layer, neuron)`` -> per-group ``(n, S1, S2)``.
+
+    ``centre`` removes each speaker's mean first (the within-speaker values' moments).
+    """
+    g, n_s = n_cells.shape
+    s1 = s1.reshape(g, n_s, *s1.shape[1:])
+    s2 = s2.reshape(g, n_s, *s2.shape[1:])
+    n = n_cells[:, :, None, None]
+    if centre:
+        mean = s1.sum(0) / n_cells.sum(0)[:, None, None]          # (speaker, layer, neuron)
+        s2 = s2 - 2 * mean * s1 + n * mean ** 2
+        s1 = s1 - n * mean
+    return n_cells.sum(1), s1.sum(1), s2.sum(1)
 
 
 def _mean_var(n: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,8 @@ import dask
 import numpy as np
 import pytest
 
-from esn.pipeline.stats import StatsOptions, build_stats, grouped_aggregates, make_grouping
+from esn.pipeline.stats import StatsOptions, build_stats, grouped_aggregates
+from esn.pipeline.stats.rank import neuron_block
 from esn.stores import ActivationStore
 from tests.pipeline.stats.conftest import values
 
@@ -57,8 +58,23 @@ def test_building_the_stats_graph_computes_nothing(store: dict, test: str) -> No
     assert all(isinstance(a, dask.array.Array) for a in arrays.values())
 
 
-def test_rank_blocks_hold_every_utterance(store: dict) -> None:
-    opened = ActivationStore.open(store["url"])
-    _, _, arrays = build_stats(opened, StatsOptions(test="rank", block_bytes=32 * 39 * 5))
-    grouping = make_grouping(opened, "emotion", "all")
-    assert len(grouping.index) == store["done"].sum()
+def test_rank_blocks_hold_every_utterance_within_the_memory_bound(
+        store: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from esn.pipeline.stats import rank
+
+    shapes: list[tuple[int, ...]] = []
+    real = rank.mann_whitney_block
+
+    def spy(x: np.ndarray, *args: object) -> np.ndarray:
+        shapes.append(x.shape)
+        return real(x, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rank, "mann_whitney_block", spy)
+    m = int(store["done"].sum())
+    assert neuron_block(m, 24, 32 * m * 5) == 5
+    assert neuron_block(m, 24, 1) == 1 and neuron_block(m, 24, 10 ** 9) == 24
+    _, _, arrays = build_stats(ActivationStore.open(store["url"]),
+                               StatsOptions(test="rank", block_bytes=32 * m * 5))
+    assert arrays["rank"].compute().shape == (2, 4, 2, 12)
+    real_blocks = [s for s in shapes if s[0] > 1]      # dask may probe with tiny arrays
+    assert sorted(real_blocks) == sorted([(m, 5)] * 4 + [(m, 4)])
