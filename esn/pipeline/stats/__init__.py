@@ -5,6 +5,7 @@ from esn.pipeline.stats.groups import GROUPING_VARIABLES, Grouping, make_groupin
 from esn.pipeline.stats.measures import MEASURES, grouped_aggregates, utterance_values
 from esn.pipeline.stats.run import (
     StatsOptions,
+    StatsPlan,
     build_stats,
     compute_stats,
     format_top,
@@ -19,6 +20,7 @@ __all__ = [
     "MEASURES",
     "Grouping",
     "StatsOptions",
+    "StatsPlan",
     "adjust",
     "build_stats",
     "compute_stats",

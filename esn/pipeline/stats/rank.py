@@ -1,10 +1,12 @@
 """Mann-Whitney U per neuron: each group against the rest, normal approximation.
 
-Ranks need every utterance of a neuron at once, so the values are rechunked into blocks of
-whole neuron columns, ``(utterance, block)``; a block costs about
-``4 * 8 * n_utterances * block`` bytes (values, ranks, sorted copy, tie counts) and the block
-is chosen to stay under ``block_bytes`` (default 256 MB). With average ranks ``R`` over all
-utterances that take part::
+Ranks need every utterance of a neuron at once, so the test runs in passes over blocks of
+whole neuron columns of one layer, ``(utterance, width)``, each read from the store on its
+own (a rechunk of the utterance-chunked store would hold the whole array in memory). A
+block costs about ``4 * 8 * n_utterances * width`` bytes (values, ranks, sorted copy, tie
+counts); ``width`` is chosen to stay under ``block_bytes`` (default 1 GiB). Store chunks
+hold whole layers, so each is decompressed ``ceil(n_neurons / width)`` times. With average
+ranks ``R`` over all utterances that take part::
 
     U   = R_a - n_a (n_a + 1) / 2                    (reported, as scipy's statistic)
     mu  = n_a n_b / 2
@@ -18,14 +20,17 @@ Constant neurons (``s == 0``) get ``p = NaN``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dask.array as da
 import numpy as np
 import scipy.special
 import scipy.stats
 
-__all__ = ["DEFAULT_BLOCK_BYTES", "build_rank_test", "mann_whitney_block", "neuron_block"]
+__all__ = ["DEFAULT_BLOCK_BYTES", "mann_whitney_block", "neuron_block", "rank_passes",
+           "run_rank_test"]
 
-DEFAULT_BLOCK_BYTES = 256 * 2 ** 20
+DEFAULT_BLOCK_BYTES = 2 ** 30
 
 
 def neuron_block(n_utterances: int, n_columns: int, block_bytes: int) -> int:
@@ -63,14 +68,25 @@ def mann_whitney_block(x: np.ndarray, onehot: np.ndarray,
     return np.stack([u, p])
 
 
-def build_rank_test(x: da.Array, onehot: np.ndarray, block_bytes: int,
-                    speakers: np.ndarray | None = None) -> da.Array:
-    """Lazy ``(2, group, layer, neuron)``: U and p for ``x`` (utterance, layer, neuron)."""
+def rank_passes(x: da.Array, block_bytes: int
+                ) -> list[tuple[int, slice, da.Array]]:
+    """Lazy ``(layer, neuron slice, values (utterance, width))`` passes, one per block.
+
+    Each pass is computed on its own, so memory holds one block (plus the store chunks being
+    read); the price is that a store chunk (whole layers) is decompressed once per pass
+    over its layer: ``ceil(n_neurons / width)`` times.
+    """
     m, n_layers, n_neurons = x.shape
-    flat = x.rechunk({0: x.chunks[0], 1: 1, 2: -1}).reshape(m, n_layers * n_neurons)
-    block = neuron_block(m, n_layers * n_neurons, block_bytes)
-    flat = flat.rechunk({0: -1, 1: block})
-    g = onehot.shape[1]
-    out = flat.map_blocks(mann_whitney_block, onehot, speakers, dtype=np.float64,
-                          chunks=((2,), (g,), flat.chunks[1]), new_axis=0)
-    return out.reshape(2, g, n_layers, n_neurons)
+    width = neuron_block(m, n_neurons, block_bytes)
+    return [(layer, slice(a, min(a + width, n_neurons)), x[:, layer, a:a + width])
+            for layer in range(n_layers) for a in range(0, n_neurons, width)]
+
+
+def run_rank_test(passes: list[tuple[int, slice, da.Array]], shape: tuple[int, int],
+                  onehot: np.ndarray, speakers: np.ndarray | None,
+                  compute: Callable[[da.Array], np.ndarray]) -> np.ndarray:
+    """Compute each pass and test it: ``(2, group, layer, neuron)`` U and p."""
+    out = np.empty((2, onehot.shape[1], *shape))
+    for layer, columns, values in passes:
+        out[:, :, layer, columns] = mann_whitney_block(compute(values), onehot, speakers)
+    return out

@@ -27,13 +27,13 @@ from esn.pipeline.select.run import store_fingerprint
 from esn.pipeline.stats.correction import CORRECTIONS, adjust
 from esn.pipeline.stats.groups import Grouping, make_grouping
 from esn.pipeline.stats.measures import MEASURES, as_dask, utterance_values
-from esn.pipeline.stats.rank import DEFAULT_BLOCK_BYTES, build_rank_test
+from esn.pipeline.stats.rank import DEFAULT_BLOCK_BYTES, rank_passes, run_rank_test
 from esn.pipeline.stats.welch import build_moments, centre_cells, welch_from_moments
 from esn.provenance import library_versions
 from esn.stores.activations import ActivationStore
 
-__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "StatsOptions", "build_stats", "compute_stats",
-           "format_top", "read_stats", "top_neurons", "write_stats"]
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "StatsOptions", "StatsPlan", "build_stats",
+           "compute_stats", "format_top", "read_stats", "top_neurons", "write_stats"]
 
 FORMAT_NAME = "esn-stats"
 SCHEMA_VERSION = 1
@@ -99,9 +99,31 @@ def _speaker_onehot(store: ActivationStore, grouping: Grouping, within: str | No
     return (labels[:, None] == speakers[None]).astype(np.float64)
 
 
-def build_stats(store: ActivationStore, options: StatsOptions
-                ) -> tuple[Grouping, np.ndarray, dict[str, da.Array]]:
-    """The lazy graph: the grouping, ``(group, speaker)`` cell counts, Dask arrays to compute.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StatsPlan:
+    """The lazy work of one ``esn stats`` run (building it computes nothing).
+
+    Attributes:
+        grouping: Utterances that take part and their groups.
+        onehot: ``(utterance, group)`` membership.
+        speakers: ``(utterance, speaker)`` membership with ``--within speaker``, else None.
+        n_cells: ``(group, speaker)`` utterance counts (one speaker column without within).
+        moments: Lazy ``s1``, ``s2`` sums per (group, speaker) cell, (cell, layer, neuron).
+        rank_passes: Lazy per-block values for the rank test (empty for Welch).
+        shape: ``(layer, neuron)``.
+    """
+
+    grouping: Grouping
+    onehot: np.ndarray
+    speakers: np.ndarray | None
+    n_cells: np.ndarray
+    moments: dict[str, da.Array]
+    rank_passes: list[tuple[int, slice, da.Array]]
+    shape: tuple[int, int]
+
+
+def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
+    """The lazy graph of a run. Reads metadata and T only.
 
     The moments are gathered per (group, speaker) cell so that ``--within speaker`` needs
     no second pass (see ``welch.centre_cells``); without it there is one speaker column.
@@ -113,12 +135,12 @@ def build_stats(store: ActivationStore, options: StatsOptions
     values = utterance_values(store.to_xarray(), grouping, options.measure, options.span)
     x = as_dask(values)
     s1, s2 = build_moments(x, cells)
-    arrays = {"s1": s1, "s2": s2}
-    if options.test == "rank":
-        arrays["rank"] = build_rank_test(x, onehot, options.block_bytes,
-                                         speakers if options.within else None)
-    n_cells = cells.sum(0).reshape(onehot.shape[1], speakers.shape[1])
-    return grouping, n_cells, arrays
+    return StatsPlan(
+        grouping=grouping, onehot=onehot, speakers=speakers if options.within else None,
+        n_cells=cells.sum(0).reshape(onehot.shape[1], speakers.shape[1]),
+        moments={"s1": s1, "s2": s2},
+        rank_passes=rank_passes(x, options.block_bytes) if options.test == "rank" else [],
+        shape=(int(x.shape[1]), int(x.shape[2])))
 
 
 def _compute(arrays: dict[str, da.Array], scheduler: str | None) -> dict[str, np.ndarray]:
@@ -137,13 +159,16 @@ def _compute(arrays: dict[str, da.Array], scheduler: str | None) -> dict[str, np
 def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     """Run the tests over the store (one Dask compute) and return the result in memory."""
     store = ActivationStore.open(store_url)
-    grouping, n_cells, arrays = build_stats(store, options)
-    done = _compute(arrays, options.scheduler)
-    n, s1, s2 = centre_cells(n_cells, done["s1"], done["s2"], centre=options.within is not None)
+    plan = build_stats(store, options)
+    grouping = plan.grouping
+    done = _compute(plan.moments, options.scheduler)
+    n, s1, s2 = centre_cells(plan.n_cells, done["s1"], done["s2"],
+                             centre=options.within is not None)
     welch = welch_from_moments(n, s1, s2)
     if options.test == "rank":
-        statistic, p = "u", done["rank"][1]
-        stat_values = done["rank"][0]
+        ranked = run_rank_test(plan.rank_passes, plan.shape, plan.onehot, plan.speakers,
+                               lambda a: _compute({"a": a}, options.scheduler)["a"])
+        statistic, p, stat_values = "u", ranked[1], ranked[0]
     else:
         statistic, p, stat_values = "t", welch["p_value"], welch["t"]
     keep = slice(0, 1) if options.groups else slice(None)   # two groups: the first vs second

@@ -6,7 +6,7 @@ import dask
 import numpy as np
 import pytest
 
-from esn.pipeline.stats import StatsOptions, build_stats, grouped_aggregates
+from esn.pipeline.stats import StatsOptions, build_stats, compute_stats, grouped_aggregates
 from esn.pipeline.stats.rank import neuron_block
 from esn.stores import ActivationStore
 from tests.pipeline.stats.conftest import values
@@ -53,9 +53,10 @@ def test_grouped_aggregates_by_speaker_and_gold_option(store: dict) -> None:
 def test_building_the_stats_graph_computes_nothing(store: dict, test: str) -> None:
     opened = ActivationStore.open(store["url"])
     with dask.config.set(scheduler=_raise_if_computes):
-        _, _, arrays = build_stats(opened, StatsOptions(test=test, within="speaker"))
-    assert set(arrays) >= {"s1", "s2"}
-    assert all(isinstance(a, dask.array.Array) for a in arrays.values())
+        plan = build_stats(opened, StatsOptions(test=test, within="speaker"))
+    lazy = [*plan.moments.values(), *(values for _, _, values in plan.rank_passes)]
+    assert len(lazy) == (2 if test == "welch" else 2 + 2)
+    assert all(isinstance(a, dask.array.Array) for a in lazy)
 
 
 def test_rank_blocks_hold_every_utterance_within_the_memory_bound(
@@ -73,8 +74,6 @@ def test_rank_blocks_hold_every_utterance_within_the_memory_bound(
     m = int(store["done"].sum())
     assert neuron_block(m, 24, 32 * m * 5) == 5
     assert neuron_block(m, 24, 1) == 1 and neuron_block(m, 24, 10 ** 9) == 24
-    _, _, arrays = build_stats(ActivationStore.open(store["url"]),
-                               StatsOptions(test="rank", block_bytes=32 * m * 5))
-    assert arrays["rank"].compute().shape == (2, 4, 2, 12)
-    real_blocks = [s for s in shapes if s[0] > 1]      # dask may probe with tiny arrays
-    assert sorted(real_blocks) == sorted([(m, 5)] * 4 + [(m, 4)])
+    ds = compute_stats(store["url"], StatsOptions(test="rank", block_bytes=32 * m * 5))
+    assert ds.u.shape == (4, 2, 12)
+    assert sorted(shapes) == sorted([(m, 5)] * 4 + [(m, 2)] * 2)  # per layer: 5 + 5 + 2
