@@ -9,9 +9,11 @@ rest (or, with two named groups, the first against the second) ``diff``, ``effec
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,31 +145,40 @@ def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
         shape=(int(x.shape[1]), int(x.shape[2])))
 
 
-def _compute(arrays: dict[str, da.Array], scheduler: str | None) -> dict[str, np.ndarray]:
-    names = list(arrays)
+@contextlib.contextmanager
+def _computer(scheduler: str | None) -> Iterator[Callable[[list[da.Array]], list[np.ndarray]]]:
+    """A ``compute(arrays)`` function: one distributed client for the whole run, or local
+    threads with one BLAS thread per task (as ``esn select``)."""
     if scheduler:
         from distributed import Client
 
         with Client(scheduler) as client:
-            done = client.compute([arrays[n] for n in names], sync=True)
+            yield lambda arrays: [np.asarray(a) for a in client.compute(arrays, sync=True)]
     else:
-        with threadpoolctl.threadpool_limits(1):
-            done = dask.compute(*[arrays[n] for n in names])
-    return {n: np.asarray(v) for n, v in zip(names, done, strict=True)}
+        def local(arrays: list[da.Array]) -> list[np.ndarray]:
+            with threadpoolctl.threadpool_limits(1):
+                return [np.asarray(a) for a in dask.compute(*arrays)]
+
+        yield local
 
 
 def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
-    """Run the tests over the store (one Dask compute) and return the result in memory."""
+    """Run the tests over the store and return the result in memory.
+
+    One streaming pass gives the moments (Welch, diff, effect); the rank test adds one pass
+    per neuron block.
+    """
     store = ActivationStore.open(store_url)
     plan = build_stats(store, options)
     grouping = plan.grouping
-    done = _compute(plan.moments, options.scheduler)
-    n, s1, s2 = centre_cells(plan.n_cells, done["s1"], done["s2"],
-                             centre=options.within is not None)
+    with _computer(options.scheduler) as compute:
+        s1, s2 = compute([plan.moments["s1"], plan.moments["s2"]])
+        ranked = (run_rank_test(plan.rank_passes, plan.shape, plan.onehot, plan.speakers,
+                                lambda a: compute([a])[0])
+                  if options.test == "rank" else None)
+    n, s1, s2 = centre_cells(plan.n_cells, s1, s2, centre=options.within is not None)
     welch = welch_from_moments(n, s1, s2)
-    if options.test == "rank":
-        ranked = run_rank_test(plan.rank_passes, plan.shape, plan.onehot, plan.speakers,
-                               lambda a: _compute({"a": a}, options.scheduler)["a"])
+    if ranked is not None:
         statistic, p, stat_values = "u", ranked[1], ranked[0]
     else:
         statistic, p, stat_values = "t", welch["p_value"], welch["t"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -161,3 +163,17 @@ def test_group_with_one_item_is_named(tmp_path) -> None:  # noqa: ANN001
     store.mark_failed([1], ["test"])
     with pytest.raises(RequestError, match=r"group 'tiny' of 'speaker' has 1 finished"):
         compute_stats(info["url"], StatsOptions(by="speaker"))
+
+
+@pytest.mark.slow
+def test_distributed_scheduler_gives_the_same_result(store: dict) -> None:
+    from distributed import LocalCluster
+
+    options = StatsOptions(test="rank", within="speaker", block_bytes=4000)
+    threaded = compute_stats(store["url"], options)
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
+                      dashboard_address=None) as cluster:
+        other = compute_stats(store["url"], dataclasses.replace(
+            options, scheduler=cluster.scheduler_address))
+    for name in ("u", "p_value", "q_value", "diff", "effect"):
+        np.testing.assert_allclose(other[name].values, threaded[name].values, rtol=1e-12)
