@@ -4,7 +4,9 @@ The result is an ``xarray.Dataset`` (format ``esn-stats``, schema version 1) wit
 dimensions (``<by>``, layer, neuron): for each group of the grouping variable against the
 rest (or, with two named groups, the first against the second) ``diff``, ``effect``
 (Cohen's d), ``t`` (Welch) or ``u`` (Mann-Whitney), ``p_value`` and ``q_value``, plus
-``n`` and ``n_rest`` (utterances on each side) over the group dimension.
+``n`` and ``n_rest`` (utterances on each side) over the group dimension. With
+``covariates``: ``covariate_r/_p/_q`` (covariate, layer, neuron), ``partial_r/_p/_q``
+(group, layer, neuron) and ``n_covariate`` (see ``covariates``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ import xarray as xr
 from esn.errors import RequestError, SchemaError, StoreExistsError
 from esn.pipeline.select.run import store_fingerprint
 from esn.pipeline.stats.correction import CORRECTIONS, adjust
+from esn.pipeline.stats.covariates import (
+    CovariateDesign,
+    covariate_design,
+    covariate_statistics,
+    covariate_sums,
+)
 from esn.pipeline.stats.groups import Grouping, make_grouping
 from esn.pipeline.stats.measures import MEASURES, as_dask, utterance_values
 from esn.pipeline.stats.rank import DEFAULT_BLOCK_BYTES, rank_passes, run_rank_test
@@ -55,8 +63,11 @@ class StatsOptions:
     correction: str = "bh"
     scheduler: str | None = None
     block_bytes: int = DEFAULT_BLOCK_BYTES
+    covariates: bool = False
 
     def __post_init__(self) -> None:
+        if self.covariates and self.within is not None:
+            raise RequestError("covariates do not combine with within; drop one of them")
         if self.test not in TESTS:
             raise RequestError(f"test must be one of {list(TESTS)}, got {self.test!r}")
         if self.measure not in MEASURES:
@@ -113,6 +124,8 @@ class StatsPlan:
         moments: Lazy ``s1``, ``s2`` sums per (group, speaker) cell, (cell, layer, neuron).
         rank_passes: Lazy per-block values for the rank test (empty for Welch).
         shape: ``(layer, neuron)``.
+        covariates: The acoustic design with ``covariates``, else None (its lazy sums are
+            ``moments["aty"]`` and ``moments["yty"]``).
     """
 
     grouping: Grouping
@@ -122,6 +135,7 @@ class StatsPlan:
     moments: dict[str, da.Array]
     rank_passes: list[tuple[int, slice, da.Array]]
     shape: tuple[int, int]
+    covariates: CovariateDesign | None = None
 
 
 def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
@@ -137,10 +151,14 @@ def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
     values = utterance_values(store.to_xarray(), grouping, options.measure, options.span)
     x = as_dask(values)
     s1, s2 = build_moments(x, cells)
+    moments = {"s1": s1, "s2": s2}
+    design = covariate_design(store, grouping, onehot) if options.covariates else None
+    if design is not None:
+        moments["aty"], moments["yty"] = covariate_sums(x, design)
     return StatsPlan(
         grouping=grouping, onehot=onehot, speakers=speakers if options.within else None,
         n_cells=cells.sum(0).reshape(onehot.shape[1], speakers.shape[1]),
-        moments={"s1": s1, "s2": s2},
+        moments=moments, covariates=design,
         rank_passes=rank_passes(x, options.block_bytes) if options.test == "rank" else [],
         shape=(int(x.shape[1]), int(x.shape[2])))
 
@@ -172,7 +190,9 @@ def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     plan = build_stats(store, options)
     grouping = plan.grouping
     with _computer(options.scheduler) as compute:
-        s1, s2 = compute([plan.moments["s1"], plan.moments["s2"]])
+        names = list(plan.moments)    # s1, s2 (and the covariate sums): one pass
+        computed = dict(zip(names, compute([plan.moments[k] for k in names]), strict=True))
+        s1, s2 = computed["s1"], computed["s2"]
         ranked = (run_rank_test(plan.rank_passes, plan.shape, plan.onehot, plan.speakers,
                                 lambda a: compute([a])[0])
                   if options.test == "rank" else None)
@@ -201,6 +221,8 @@ def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     )
     if options.test == "welch":
         ds["df"] = (dims, welch["df"][keep])
+    if plan.covariates is not None:
+        _add_covariates(ds, plan.covariates, computed, keep, options)
     ds.attrs = {
         "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
         "store": {"url": store.url, "fingerprint": store_fingerprint(store),
@@ -214,6 +236,21 @@ def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     return ds
 
 
+def _add_covariates(ds: xr.Dataset, design: CovariateDesign, sums: dict[str, np.ndarray],
+                    keep: slice, options: StatsOptions) -> None:
+    cov = covariate_statistics(design, sums["aty"], sums["yty"])
+    cdims = ("covariate", "layer", "neuron")
+    pdims = (options.by, "layer", "neuron")
+    ds["covariate_r"] = (cdims, cov["r"])
+    ds["covariate_p"] = (cdims, cov["p"])
+    ds["covariate_q"] = (cdims, adjust(cov["p"], options.correction))
+    ds["partial_r"] = (pdims, cov["partial_r"][keep])
+    ds["partial_p"] = (pdims, cov["partial_p"][keep])
+    ds["partial_q"] = (pdims, adjust(cov["partial_p"][keep], options.correction))
+    ds["n_covariate"] = ((), design.n)
+    ds.coords["covariate"] = np.array(design.names, dtype=object)
+
+
 def write_stats(ds: xr.Dataset, out: str, *, overwrite: bool = False) -> None:
     """Write ``ds`` as Zarr v3: to ``out.partial`` first, renamed into place at the end."""
     target = Path(out)
@@ -222,7 +259,9 @@ def write_stats(ds: xr.Dataset, out: str, *, overwrite: bool = False) -> None:
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     by = ds.attrs["options"]["by"]
-    ds = ds.assign_coords({by: np.array(ds[by].values.tolist(), dtype=object)})  # vlen str
+    strings = [c for c in (by, "covariate") if c in ds.coords]
+    ds = ds.assign_coords({c: np.array(ds[c].values.tolist(), dtype=object)  # vlen str
+                           for c in strings})
     ds.to_zarr(partial, mode="w", zarr_format=3, consolidated=False)
     if target.exists():
         shutil.rmtree(target)
