@@ -430,11 +430,14 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
               help="Also write the top neurons per group as a tidy CSV.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Neurons per group in the summary and the CSV.")
+@click.option("--covariates", is_flag=True,
+              help="Also correlate each neuron with the acoustic descriptors (run "
+                   "`esn acoustics` first) and the label controlling for them.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing STATS dataset.")
 @library_errors
 def stats(store_url: str, by: str, test: str, within: str | None, groups: str | None,
           measure: str, span: str, correction: str, scheduler: str | None, out: str,
-          csv_path: str | None, top: int, overwrite: bool) -> None:
+          csv_path: str | None, top: int, covariates: bool, overwrite: bool) -> None:
     """Test every neuron for differences between groups of utterances (one pass).
 
     \b
@@ -446,7 +449,7 @@ def stats(store_url: str, by: str, test: str, within: str | None, groups: str | 
 
     options = StatsOptions(by=by, test=test, within=within, groups=_split_list([groups or ""]),
                            measure=measure, span=span, correction=correction,
-                           scheduler=scheduler)
+                           scheduler=scheduler, covariates=covariates)
     if Path(out).exists() and not overwrite:  # refuse before the pass, not after it
         raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
     with _dask_progress():
@@ -458,6 +461,26 @@ def stats(store_url: str, by: str, test: str, within: str | None, groups: str | 
         table.to_csv(csv_path, index=False)
         click.echo(f"wrote {csv_path}")
     click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--store", "store_url", required=True, metavar="STORE",
+              help="Activation store whose finished utterances are measured.")
+@click.option("--overwrite", is_flag=True, help="Discard stored descriptors and measure again.")
+@library_errors
+def acoustics(store_url: str, overwrite: bool) -> None:
+    """Measure acoustic descriptors (F0, level, centroid, rate...) into the store; resumable.
+
+    \b
+    Example:
+        esn acoustics --store runs/omni-iemocap.zarr
+    """
+    from esn.pipeline.stats import measure_acoustics
+
+    report = measure_acoustics(store_url, overwrite=overwrite,
+                               progress=stderr_progress("measured"))
+    click.echo(f"measured {report.measured}, unreadable {report.failed}, "
+               f"already done {report.skipped}: {store_url}")
 
 
 @main.command()
