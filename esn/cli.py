@@ -433,11 +433,15 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
 @click.option("--covariates", is_flag=True,
               help="Also correlate each neuron with the acoustic descriptors (run "
                    "`esn acoustics` first) and the label controlling for them.")
+@click.option("--spearman", is_flag=True,
+              help="With --covariates, also Spearman correlations (one pass per neuron "
+                   "block, as --test rank).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing STATS dataset.")
 @library_errors
 def stats(store_url: str, by: str, test: str, within: str | None, groups: str | None,
           measure: str, span: str, correction: str, scheduler: str | None, out: str,
-          csv_path: str | None, top: int, covariates: bool, overwrite: bool) -> None:
+          csv_path: str | None, top: int, covariates: bool, spearman: bool,
+          overwrite: bool) -> None:
     """Test every neuron for differences between groups of utterances (one pass).
 
     \b
@@ -449,7 +453,8 @@ def stats(store_url: str, by: str, test: str, within: str | None, groups: str | 
 
     options = StatsOptions(by=by, test=test, within=within, groups=_split_list([groups or ""]),
                            measure=measure, span=span, correction=correction,
-                           scheduler=scheduler, covariates=covariates)
+                           scheduler=scheduler, covariates=covariates,
+                           spearman=spearman)
     if Path(out).exists() and not overwrite:  # refuse before the pass, not after it
         raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
     with _dask_progress():

@@ -7,6 +7,9 @@ touch the store are ``A^T y`` and ``y^T y``, so they stream with the Welch momen
 
 - Pearson ``r(y, z_j) = S_zy / sqrt(S_zz S_yy)`` (centred sums), ``p`` from Student's t
   with ``n - 2`` degrees of freedom (as ``scipy.stats.pearsonr``);
+- optionally Spearman ``rho`` (Pearson of average ranks; ``p`` from t with ``n - 2`` df,
+  as ``scipy.stats.spearmanr``), computed on blocks of whole neuron columns as the rank
+  test (``rank.rank_passes``);
 - the partial correlation of ``y`` with the indicator of group ``g`` given ``[1, Z]``:
   with ``M = [1 Z]^T [1 Z]``, ``e_y^T e_g = y^T g - (Z1^T y)^T M^-1 (Z1^T g)``,
   ``e_y^T e_y = y^T y - (Z1^T y)^T M^-1 (Z1^T y)`` and likewise ``e_g^T e_g`` (least-squares
@@ -26,7 +29,8 @@ from esn.pipeline.stats.acoustics import DESCRIPTORS, read_acoustics
 from esn.pipeline.stats.groups import Grouping
 from esn.stores.activations import ActivationStore
 
-__all__ = ["CovariateDesign", "covariate_design", "covariate_statistics", "covariate_sums"]
+__all__ = ["CovariateDesign", "covariate_design", "covariate_statistics", "covariate_sums",
+           "spearman_block"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -124,3 +128,16 @@ def covariate_statistics(design: CovariateDesign, aty: np.ndarray,
         "partial_r": partial.reshape(-1, *shape),
         "partial_p": _t_p(partial, n - 2 - k).reshape(-1, *shape),
     }
+
+
+def spearman_block(x: np.ndarray, design: CovariateDesign) -> np.ndarray:
+    """``(m, column)`` values of all the grouping's utterances -> ``(2, covariate, column)``
+    Spearman rho and p over the design's rows."""
+    y = sps.rankdata(x[design.rows], axis=0)
+    z = sps.rankdata(design.design[:, 1:1 + design.k], axis=0)
+    y = y - y.mean(0)
+    z = z - z.mean(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = (z.T @ y) / np.sqrt((z * z).sum(0)[:, None] * (y * y).sum(0)[None])
+    rho = np.where((y * y).sum(0)[None] > 0, np.clip(rho, -1, 1), np.nan)
+    return np.stack([rho, _t_p(rho, design.n - 2)])

@@ -34,10 +34,16 @@ from esn.pipeline.stats.covariates import (
     covariate_design,
     covariate_statistics,
     covariate_sums,
+    spearman_block,
 )
 from esn.pipeline.stats.groups import Grouping, make_grouping
 from esn.pipeline.stats.measures import MEASURES, as_dask, utterance_values
-from esn.pipeline.stats.rank import DEFAULT_BLOCK_BYTES, rank_passes, run_rank_test
+from esn.pipeline.stats.rank import (
+    DEFAULT_BLOCK_BYTES,
+    mann_whitney_block,
+    rank_passes,
+    run_rank_test,
+)
 from esn.pipeline.stats.welch import build_moments, centre_cells, welch_from_moments
 from esn.provenance import library_versions
 from esn.stores.activations import ActivationStore
@@ -64,8 +70,11 @@ class StatsOptions:
     scheduler: str | None = None
     block_bytes: int = DEFAULT_BLOCK_BYTES
     covariates: bool = False
+    spearman: bool = False
 
     def __post_init__(self) -> None:
+        if self.spearman and not self.covariates:
+            raise RequestError("spearman needs covariates")
         if self.covariates and self.within is not None:
             raise RequestError("covariates do not combine with within; drop one of them")
         if self.test not in TESTS:
@@ -159,7 +168,8 @@ def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
         grouping=grouping, onehot=onehot, speakers=speakers if options.within else None,
         n_cells=cells.sum(0).reshape(onehot.shape[1], speakers.shape[1]),
         moments=moments, covariates=design,
-        rank_passes=rank_passes(x, options.block_bytes) if options.test == "rank" else [],
+        rank_passes=(rank_passes(x, options.block_bytes)
+                     if options.test == "rank" or options.spearman else []),
         shape=(int(x.shape[1]), int(x.shape[2])))
 
 
@@ -180,6 +190,29 @@ def _computer(scheduler: str | None) -> Iterator[Callable[[list[da.Array]], list
         yield local
 
 
+def _rank_passes(plan: StatsPlan, options: StatsOptions,
+                 compute: Callable[[list[da.Array]], list[np.ndarray]]
+                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The per-block passes: Mann-Whitney ``(2, group, layer, neuron)`` with the rank test and
+    Spearman ``(2, covariate, layer, neuron)`` with ``spearman``, each block read once."""
+    if not plan.rank_passes:
+        return None, None
+    if not options.spearman:
+        return run_rank_test(plan.rank_passes, plan.shape, plan.onehot, plan.speakers,
+                             lambda a: compute([a])[0]), None
+    design = plan.covariates
+    assert design is not None
+    ranked = (np.empty((2, plan.onehot.shape[1], *plan.shape)) if options.test == "rank"
+              else None)
+    rho = np.empty((2, design.k, *plan.shape))
+    for layer, columns, values in plan.rank_passes:
+        block = compute([values])[0]
+        if ranked is not None:
+            ranked[:, :, layer, columns] = mann_whitney_block(block, plan.onehot, plan.speakers)
+        rho[:, :, layer, columns] = spearman_block(block, design)
+    return ranked, rho
+
+
 def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     """Run the tests over the store and return the result in memory.
 
@@ -193,9 +226,7 @@ def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
         names = list(plan.moments)    # s1, s2 (and the covariate sums): one pass
         computed = dict(zip(names, compute([plan.moments[k] for k in names]), strict=True))
         s1, s2 = computed["s1"], computed["s2"]
-        ranked = (run_rank_test(plan.rank_passes, plan.shape, plan.onehot, plan.speakers,
-                                lambda a: compute([a])[0])
-                  if options.test == "rank" else None)
+        ranked, spearman = _rank_passes(plan, options, compute)
     n, s1, s2 = centre_cells(plan.n_cells, s1, s2, centre=options.within is not None)
     welch = welch_from_moments(n, s1, s2)
     if ranked is not None:
@@ -223,6 +254,11 @@ def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
         ds["df"] = (dims, welch["df"][keep])
     if plan.covariates is not None:
         _add_covariates(ds, plan.covariates, computed, keep, options)
+    if spearman is not None:
+        cdims = ("covariate", "layer", "neuron")
+        ds["covariate_rho"] = (cdims, spearman[0])
+        ds["covariate_rho_p"] = (cdims, spearman[1])
+        ds["covariate_rho_q"] = (cdims, adjust(spearman[1], options.correction))
     ds.attrs = {
         "format": FORMAT_NAME, "schema_version": SCHEMA_VERSION,
         "store": {"url": store.url, "fingerprint": store_fingerprint(store),

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from scipy import stats as sps
 
+from esn.cli import main
 from esn.errors import RequestError
-from esn.pipeline.stats import DESCRIPTORS, StatsOptions, compute_stats, write_acoustics
+from esn.pipeline.stats import (
+    DESCRIPTORS,
+    StatsOptions,
+    build_stats,
+    compute_stats,
+    read_stats,
+    write_acoustics,
+)
 from esn.schemas import STATUS_DONE, ModelInfo, ProbeInfo, StatsBatch, Utterance
 from esn.stores import ActivationStore
 from tests.pipeline.stats.conftest import LABELS, values
@@ -35,7 +45,8 @@ def test_covariates_match_scipy_and_lstsq(store: dict) -> None:
     n = len(store["emotion"])
     acoustics = _random_acoustics(n, seed=3, nan_at=5)
     write_acoustics(ActivationStore.open(store["url"], mode="r+"), acoustics)
-    ds = compute_stats(store["url"], StatsOptions(by="emotion", covariates=True))
+    ds = compute_stats(store["url"], StatsOptions(by="emotion", covariates=True,
+                                                  spearman=True, block_bytes=2000))
     x = values(store)
     z_all = np.column_stack([acoustics[name] for name in DESCRIPTORS])
     rows = store["done"] & (store["T"].sum(1) > 0) & np.isfinite(z_all).all(1)
@@ -56,6 +67,10 @@ def test_covariates_match_scipy_and_lstsq(store: dict) -> None:
                 c = got.sel(covariate=name)
                 np.testing.assert_allclose(c.covariate_r, ref.statistic, atol=1e-9)
                 np.testing.assert_allclose(c.covariate_p, ref.pvalue, rtol=1e-6, atol=1e-12)
+                rho = sps.spearmanr(y, z[:, j])
+                np.testing.assert_allclose(c.covariate_rho, rho.statistic, atol=1e-9)
+                np.testing.assert_allclose(c.covariate_rho_p, rho.pvalue, rtol=1e-6,
+                                           atol=1e-12)
             for e in LABELS:
                 g = (emotions == e).astype(float)
                 r = _partial(y, g, z)
@@ -75,9 +90,29 @@ def test_covariates_match_scipy_and_lstsq(store: dict) -> None:
 def test_covariates_two_groups_keep_first(store: dict) -> None:
     write_acoustics(ActivationStore.open(store["url"], mode="r+"),
                     _random_acoustics(len(store["emotion"]), seed=1))
-    ds = compute_stats(store["url"], StatsOptions(groups=("anger", "sad"), covariates=True))
+    ds = compute_stats(store["url"], StatsOptions(groups=("anger", "sad"), covariates=True,
+                                                  test="rank", spearman=True))
     assert list(ds.emotion.values) == ["anger"]
-    assert ds.partial_r.shape == (1, 2, 12)
+    assert ds.partial_r.shape == (1, 2, 12) and ds.u.shape == (1, 2, 12)
+    assert ds.covariate_rho.shape == (len(DESCRIPTORS), 2, 12)
+    plain = compute_stats(store["url"], StatsOptions(groups=("anger", "sad"), test="rank"))
+    np.testing.assert_array_equal(ds.u.values, plain.u.values)   # same U with Spearman on
+
+
+def test_covariates_from_the_command_line(store: dict, tmp_path: Path) -> None:
+    url, out = store["url"], tmp_path / "cov.zarr"
+    args = ["stats", "--store", url, "--out", str(out), "--covariates"]
+    missing = CliRunner().invoke(main, args)
+    assert missing.exit_code != 0 and f"esn acoustics --store {url}" in missing.output
+    write_acoustics(ActivationStore.open(url, mode="r+"),
+                    _random_acoustics(len(store["emotion"]), seed=2))
+    result = CliRunner().invoke(main, [*args, "--spearman"])
+    assert result.exit_code == 0, result.output
+    ds = read_stats(str(out))
+    assert ds.covariate_r.dims == ("covariate", "layer", "neuron")
+    assert list(ds.covariate.values) == list(DESCRIPTORS)
+    assert {"covariate_q", "covariate_rho", "partial_r", "partial_p", "partial_q",
+            "n_covariate"} <= set(ds.data_vars)
 
 
 def test_covariates_without_acoustics_is_a_clear_error(store: dict) -> None:
@@ -85,6 +120,22 @@ def test_covariates_without_acoustics_is_a_clear_error(store: dict) -> None:
         compute_stats(store["url"], StatsOptions(covariates=True))
     with pytest.raises(RequestError, match="within"):
         StatsOptions(covariates=True, within="speaker")
+    with pytest.raises(RequestError, match="spearman needs covariates"):
+        StatsOptions(spearman=True)
+
+
+def test_covariate_plan_is_lazy(store: dict) -> None:
+    write_acoustics(ActivationStore.open(store["url"], mode="r+"),
+                    _random_acoustics(len(store["emotion"]), seed=4))
+    with dask.config.set(scheduler=_no_compute):
+        plan = build_stats(ActivationStore.open(store["url"]),
+                           StatsOptions(covariates=True, spearman=True))
+    assert {"aty", "yty"} <= set(plan.moments) and plan.covariates is not None
+    assert plan.moments["aty"].shape == (1 + len(DESCRIPTORS) + 4, 2, 12)
+
+
+def _no_compute(*args: object, **kwargs: object) -> None:
+    raise AssertionError("building the covariate plan computed a Dask graph")
 
 
 def test_planted_acoustic_neurons_are_told_apart_from_label_neurons(tmp_path: Path) -> None:
