@@ -29,6 +29,7 @@ ACOUSTICS_GROUP = "acoustics"
 SAMPLE_RATE = 16000
 HOP = 160                      # 10 ms at 16 kHz
 FMIN, FMAX = 60.0, 600.0       # pyin search range (Hz)
+MIN_SAMPLES = 1024             # one pyin frame (64 ms): shorter clips are not measured
 DESCRIPTORS: dict[str, str] = {
     "f0_median": "median F0 of voiced frames (Hz, librosa.pyin 60-600 Hz, 10 ms hop)",
     "f0_range": "semitones between the 5th and 95th percentile of voiced F0",
@@ -41,10 +42,15 @@ DESCRIPTORS: dict[str, str] = {
 
 
 def describe_audio(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
-    """The ``DESCRIPTORS`` of one mono waveform ``(n_samples,)``; NaN F0 values when unvoiced."""
+    """The ``DESCRIPTORS`` of one mono waveform ``(n_samples,)``; NaN F0 values when unvoiced.
+
+    Raises ``ValueError`` for a waveform shorter than ``MIN_SAMPLES``.
+    """
     import librosa
 
     y = np.asarray(y, dtype=np.float32)
+    if y.size < MIN_SAMPLES:
+        raise ValueError(f"too short to measure ({y.size} samples < {MIN_SAMPLES})")
     duration = y.size / sr
     f0, voiced, _ = librosa.pyin(y, fmin=FMIN, fmax=FMAX, sr=sr, frame_length=1024,
                                  hop_length=HOP, center=True)
@@ -57,7 +63,9 @@ def describe_audio(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
         f0_median = f0_range = float("nan")
     rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
     centroid = librosa.feature.spectral_centroid(y=y, sr=sr, n_fft=512, hop_length=HOP)
-    onsets = librosa.onset.onset_detect(y=y, sr=sr, hop_length=HOP, units="time")
+    envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=HOP, n_fft=512)
+    onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=HOP,
+                                        units="time")
     return {
         "f0_median": f0_median, "f0_range": f0_range,
         "voiced_fraction": float(np.mean(good)) if good.size else float("nan"),
@@ -109,9 +117,11 @@ def measure_acoustics(
     """Measure every finished utterance that has no descriptors yet, chunk by chunk.
 
     ``limit`` stops after that many new utterances (the rest stay pending for a later call);
-    ``overwrite`` discards stored descriptors first. An unreadable file gets NaN values and
-    its reason, and counts as done.
+    ``overwrite`` discards stored descriptors first. An unreadable (or too short) file gets
+    NaN values and its reason, and counts as done.
     """
+    from librosa.util.exceptions import ParameterError
+
     store = ActivationStore.open(store_url, mode="r+")
     group = _group(store, overwrite)
     load = loader or (lambda p: load_audio(p, SAMPLE_RATE))
@@ -139,7 +149,7 @@ def measure_acoustics(
                 row = describe_audio(load(str(paths[i])))
                 reason = ""
                 measured += 1
-            except AudioDecodeError as exc:
+            except (AudioDecodeError, ValueError, ParameterError) as exc:
                 row = dict.fromkeys(DESCRIPTORS, float("nan"))
                 reason = str(exc) or "unreadable audio"
                 failed += 1

@@ -133,3 +133,18 @@ def test_acoustics_follow_the_synth_manifest(tmp_path: Path) -> None:
     seconds = np.array([float(rows[str(p)]["duration_s"]) for p in paths])
     assert np.corrcoef(ds.acoustic_f0_median.values, f0)[0, 1] > 0.9
     np.testing.assert_allclose(ds.acoustic_duration.values, seconds, atol=0.02)
+
+
+def test_a_clip_too_short_to_measure_is_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    url, _ = _store(tmp_path)
+
+    def load(path: str) -> np.ndarray:
+        y = load_audio(path, RATE)
+        return y[:500] if path.endswith("c1.wav") else y
+
+    report = measure_acoustics(url, limit=3, loader=load)
+    assert (report.measured, report.failed) == (2, 1)
+    ds = read_acoustics(ActivationStore.open(url))
+    assert "too short" in ds.acoustic_reason.values[1]
+    assert np.isnan(ds.acoustic_duration.values[1]) and ds.acoustic_done.values[1]
+    assert np.isfinite(ds.acoustic_f0_median.values[[0, 3]]).all()
