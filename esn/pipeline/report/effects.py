@@ -21,13 +21,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from esn.pipeline.intervene.evaluate import stratified_counts
-from esn.pipeline.report.results import BASELINE, ResultsFolder
+from esn.pipeline.intervene.conditions import BASELINE, RANDOM
+from esn.pipeline.intervene.evaluate import resampled_recalls, stratified_counts
+from esn.pipeline.report.results import ResultsFolder
 
 __all__ = ["EffectTable", "Resamples", "effect_tables", "resample", "table_delta",
            "table_summary"]
 
-RANDOM = "rnd"
 LEVEL = 0.95
 
 
@@ -84,11 +84,7 @@ def resample(r: ResultsFolder, *, n_boot: int, seed: int) -> Resamples:
         if s.size:
             point[:, c] = hit[:, s].mean(axis=1)
     counts = stratified_counts(gold, r.labels, n_boot=n_boot, seed=seed)
-    boot = np.full((n_boot, len(r.conditions), len(r.labels)), np.nan)
-    for c, s in enumerate(strata):
-        if s.size:  # resampled items of one stratum stay in it, so weights sum to len(s)
-            boot[:, :, c] = counts[:, s] @ hit[:, s].T / s.size
-    return Resamples(point, boot)
+    return Resamples(point, resampled_recalls(gold, r.parsed, r.labels, counts))
 
 
 def table_delta(recalls: np.ndarray, baseline: int, table: EffectTable) -> np.ndarray:

@@ -19,13 +19,13 @@ import numpy as np
 import xarray as xr
 
 from esn.errors import EsnError, RequestError
+from esn.pipeline.intervene.conditions import BASELINE
 from esn.schemas.neuron_sets import NeuronSets
 
 __all__ = ["ResultsFolder", "Study", "group_studies", "read_checks", "read_results"]
 
 RESULTS_FORMAT = "esn-intervention-results"  # esn.pipeline.intervene.run writes these
 RESULTS_VERSION = 1
-BASELINE = "baseline"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
