@@ -16,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-import dask
 import dask.array as da
 import numpy as np
-import threadpoolctl
 import xarray as xr
 
 from esn.errors import RequestError
+from esn.pipeline.dask_compute import dask_computer
 
 __all__ = ["EmotionAggregates", "aggregate_pool", "build_aggregates"]
 
@@ -116,17 +115,9 @@ def aggregate_pool(
 ) -> EmotionAggregates:
     """Compute the per-emotion aggregates in one pass over the store."""
     k, t, s, n_items = build_aggregates(ds, pool, emotions)
-    if scheduler:
-        from distributed import Client
-
-        with Client(scheduler) as client:
-            k_, t_, s_ = client.compute([k, t, s], sync=True)
-    else:
-        # Dask's threads already use every core: one BLAS thread per task, or the two
-        # levels of threads fight over the cores (measured: ~20% slower on 2 cores).
-        with threadpoolctl.threadpool_limits(1):
-            k_, t_, s_ = dask.compute(k, t, s)
+    with dask_computer(scheduler) as compute:
+        k_, t_, s_ = compute([k, t, s])
     return EmotionAggregates(
-        emotions=tuple(emotions), spans=tuple(ds.span.values.tolist()), k=np.asarray(k_),
-        t=np.asarray(t_), act_sum=np.asarray(s_), n_items=n_items.astype(np.int64),
+        emotions=tuple(emotions), spans=tuple(ds.span.values.tolist()), k=k_, t=t_,
+        act_sum=s_, n_items=n_items.astype(np.int64),
     )

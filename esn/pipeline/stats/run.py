@@ -11,22 +11,19 @@ rest (or, with two named groups, the first against the second) ``diff``, ``effec
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import shutil
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
-import threadpoolctl
 import xarray as xr
 
 from esn.errors import RequestError, SchemaError, StoreExistsError
+from esn.pipeline.dask_compute import Compute, dask_computer
 from esn.pipeline.select.run import store_fingerprint
 from esn.pipeline.stats.correction import CORRECTIONS, adjust
 from esn.pipeline.stats.covariates import (
@@ -173,25 +170,7 @@ def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
         shape=(int(x.shape[1]), int(x.shape[2])))
 
 
-@contextlib.contextmanager
-def _computer(scheduler: str | None) -> Iterator[Callable[[list[da.Array]], list[np.ndarray]]]:
-    """A ``compute(arrays)`` function: one distributed client for the whole run, or local
-    threads with one BLAS thread per task (as ``esn select``)."""
-    if scheduler:
-        from distributed import Client
-
-        with Client(scheduler) as client:
-            yield lambda arrays: [np.asarray(a) for a in client.compute(arrays, sync=True)]
-    else:
-        def local(arrays: list[da.Array]) -> list[np.ndarray]:
-            with threadpoolctl.threadpool_limits(1):
-                return [np.asarray(a) for a in dask.compute(*arrays)]
-
-        yield local
-
-
-def _rank_passes(plan: StatsPlan, options: StatsOptions,
-                 compute: Callable[[list[da.Array]], list[np.ndarray]]
+def _rank_passes(plan: StatsPlan, options: StatsOptions, compute: Compute,
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The per-block passes: Mann-Whitney ``(2, group, layer, neuron)`` with the rank test and
     Spearman ``(2, covariate, layer, neuron)`` with ``spearman``, each block read once."""
@@ -222,7 +201,7 @@ def compute_stats(store_url: str, options: StatsOptions) -> xr.Dataset:
     store = ActivationStore.open(store_url)
     plan = build_stats(store, options)
     grouping = plan.grouping
-    with _computer(options.scheduler) as compute:
+    with dask_computer(options.scheduler) as compute:
         names = list(plan.moments)    # s1, s2 (and the covariate sums): one pass
         computed = dict(zip(names, compute([plan.moments[k] for k in names]), strict=True))
         s1, s2 = computed["s1"], computed["s2"]
