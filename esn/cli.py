@@ -604,34 +604,14 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
     Example:
         esn organism train --out runs/organism
     """
-    import dataclasses
+    from esn.pipeline.organism import retrain_shipped
 
-    from esn.pipeline.organism import TrainSettings, organism_record, organism_revision
-    from esn.pipeline.organism import train_organism as train
-    from esn.pipeline.synth import synthesize
-
-    shipped = organism_record()
-    if manifest is None:
-        corpus = Path(out) / "corpus"
-        synth = shipped["corpus"]["synth"]
-        if not (corpus / "manifest.csv").exists():
-            click.echo(f"synthesizing the shipped organism's corpus into {corpus}", err=True)
-            synthesize(corpus, per_emotion_per_speaker=synth["per_emotion_per_speaker"],
-                       speakers=synth["n_speakers"], seed=synth["seed"],
-                       emotions=synth["emotions"], test_every=synth["test_every"],
-                       jitter=synth["jitter"])
-        manifest = str(corpus / "manifest.csv")
-    names = {f.name for f in dataclasses.fields(TrainSettings)}
-    settings = TrainSettings(**{k: v for k, v in shipped["training"].items() if k in names})
-    given: dict[str, Any] = {"epochs": epochs, "encoder_epochs": encoder_epochs, "lr": lr,
-                             "weight_decay": weight_decay, "trainable": trainable}
-    settings = dataclasses.replace(settings, **{k: v for k, v in given.items()
-                                                if v is not None})
-    chosen_seed = int(shipped["training"]["seed"]) if seed is None else seed
-    click.echo(f"training on {manifest} with {settings}, seed {chosen_seed}", err=True)
-    metrics = train(manifest, Path(out) / "organism", seed=chosen_seed, settings=settings,
-                    overwrite=overwrite)
-    same = organism_revision(Path(out) / "organism") == organism_revision()
+    given = {"epochs": epochs, "encoder_epochs": encoder_epochs, "lr": lr,
+             "weight_decay": weight_decay, "trainable": trainable}
+    metrics, same = retrain_shipped(
+        out, manifest=manifest, seed=seed, overwrite=overwrite,
+        overrides={k: v for k, v in given.items() if v is not None},
+        say=lambda line: click.echo(line, err=True))
     click.echo(f"held-out accuracy {100 * metrics['heldout_accuracy']:.1f}%, with every "
                f"decoder MLP neuron zeroed {100 * metrics['mlp_zeroed_accuracy']:.1f}%; "
                f"weights {'equal' if same else 'differ from'} the shipped esn-organism "

@@ -9,7 +9,13 @@ from esn.pipeline.organism.model import (
     organism_record,
     organism_revision,
 )
-from esn.pipeline.organism.train import TrainSettings, evaluate, mlp_zeroed, train_organism
+from esn.pipeline.organism.train import (
+    TrainSettings,
+    evaluate,
+    mlp_zeroed,
+    retrain_shipped,
+    train_organism,
+)
 
 __all__ = [
     "ORGANISM_ID",
@@ -21,5 +27,6 @@ __all__ = [
     "mlp_zeroed",
     "organism_record",
     "organism_revision",
+    "retrain_shipped",
     "train_organism",
 ]

@@ -21,7 +21,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,13 @@ from esn.pipeline.organism.model import (
     WEIGHTS_FILE,
     build_organism,
     load_organism,
+    organism_record,
+    organism_revision,
 )
 from esn.pipeline.probe import Probe
 from esn.schemas.store import ModelInfo
 
-__all__ = ["TrainSettings", "evaluate", "mlp_zeroed", "train_organism"]
+__all__ = ["TrainSettings", "evaluate", "mlp_zeroed", "retrain_shipped", "train_organism"]
 
 LABELS: tuple[str, ...] = ("anger", "happy", "neutral", "sad", "surprise")
 
@@ -94,6 +96,37 @@ def train_organism(manifest: str | Path, out: str | Path, *, seed: int = 0,
                 labels=tuple(labels), option_order="fixed", max_new_tokens=1))
     finally:
         torch.set_num_threads(previous)
+
+
+def retrain_shipped(out: str | Path, *, manifest: str | Path | None = None,
+                    seed: int | None = None, overrides: Mapping[str, Any] | None = None,
+                    overwrite: bool = False, say: Callable[[str], None] = lambda _: None,
+                    ) -> tuple[dict[str, Any], bool]:
+    """Train as the shipped ``esn-organism`` was (its recorded settings and seed, changed by
+    ``overrides`` and ``seed``) into ``out/organism``. Without ``manifest`` the shipped
+    organism's corpus is synthesized into ``out/corpus`` first (reused if there). Returns the
+    metrics and whether the weights equal the shipped ones."""
+    from esn.pipeline.synth import synthesize
+
+    shipped = organism_record()
+    if manifest is None:
+        corpus = Path(out) / "corpus"
+        synth = shipped["corpus"]["synth"]
+        if not (corpus / "manifest.csv").exists():
+            say(f"synthesizing the shipped organism's corpus into {corpus}")
+            synthesize(corpus, per_emotion_per_speaker=synth["per_emotion_per_speaker"],
+                       speakers=synth["n_speakers"], seed=synth["seed"],
+                       emotions=synth["emotions"], test_every=synth["test_every"],
+                       jitter=synth["jitter"])
+        manifest = corpus / "manifest.csv"
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    settings = TrainSettings(**{k: v for k, v in shipped["training"].items() if k in names})
+    settings = dataclasses.replace(settings, **dict(overrides or {}))
+    chosen_seed = int(shipped["training"]["seed"]) if seed is None else seed
+    say(f"training on {manifest} with {settings}, seed {chosen_seed}")
+    metrics = train_organism(manifest, Path(out) / "organism", seed=chosen_seed,
+                             settings=settings, overwrite=overwrite)
+    return metrics, organism_revision(Path(out) / "organism") == organism_revision()
 
 
 def _train(manifest: Path, target: Path, seed: int, settings: TrainSettings,
