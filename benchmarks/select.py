@@ -27,13 +27,12 @@ sys.path[:] = [os.path.dirname(_here) if os.path.abspath(p or ".") == _here else
                for p in sys.path]
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks._steps import run_step  # noqa: E402
 from esn.schemas import ModelInfo, ProbeInfo, StatsBatch, Utterance  # noqa: E402
 from esn.stores import ActivationStore  # noqa: E402
 
@@ -101,12 +100,6 @@ print(json.dumps({"seconds": seconds, "peak": peak, "raw": raw}))
 """
 
 
-def run_step(step: str, url: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", STEP, step, str(url)], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", type=Path, default=Path("/tmp/esn-bench"))
@@ -119,8 +112,9 @@ def main() -> None:
     build(big, args.utterances)
     build(small, args.small)
     print(f"stores ready in {time.perf_counter() - t0:.0f} s")
-    read, select = run_step("read", big), run_step("select", big)
-    esn_small, numpy_small = run_step("select", small), run_step("numpy", small)
+    read, select = run_step(STEP, "read", str(big)), run_step(STEP, "select", str(big))
+    esn_small = run_step(STEP, "select", str(small))
+    numpy_small = run_step(STEP, "numpy", str(small))
     gb = read["raw"] / 1e9
     stored = ActivationStore.open(big).info()["bytes"]["stored"] / 1e9
     print(f"store: {args.utterances} utterances x {LAYERS} layers x {NEURONS} neurons, "

@@ -25,12 +25,11 @@ sys.path[:] = [os.path.dirname(_here) if os.path.abspath(p or ".") == _here else
                for p in sys.path]
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchmarks._steps import run_step  # noqa: E402
 from esn.schemas import ModelInfo, ProbeInfo, StatsBatch, Utterance  # noqa: E402
 from esn.stores import ActivationStore  # noqa: E402
 
@@ -93,12 +92,6 @@ print(json.dumps({"seconds": seconds, "peak": peak}))
 """
 
 
-def run_step(step: str, url: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", STEP, step, str(url)], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", type=Path, default=Path("/tmp/esn-bench-stats"))
@@ -112,8 +105,8 @@ def main() -> None:
     raw = args.utterances * 2 * args.layers * args.neurons * (2 + 4) / 1e9
     print(f"store: {args.utterances} utterances x {args.layers} layers x {args.neurons} "
           f"neurons, {raw:.2f} GB raw (K + act_sum)")
-    results = {step: run_step(step, path) for step in ("esn-welch", "np-welch", "esn-rank",
-                                                       "np-rank")}
+    results = {step: run_step(STEP, step, str(path))
+               for step in ("esn-welch", "np-welch", "esn-rank", "np-rank")}
     for step, r in results.items():
         print(f"  {step:10s} {r['seconds']:7.2f} s  peak RSS {r['peak'] / 2**30:.2f} GiB")
     for test in ("welch", "rank"):
