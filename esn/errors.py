@@ -10,13 +10,17 @@ __all__ = [
     "AudioDecodeError",
     "CorpusError",
     "CorpusSpecError",
+    "CorpusWarning",
     "EsnError",
     "EsnWarning",
     "MissingDependencyError",
     "RequestError",
     "ModelLoadError",
+    "OutputRefusedError",
     "SchemaError",
+    "StoreDamagedError",
     "StoreExistsError",
+    "StoreLockedError",
     "StoreMismatchError",
     "StoreNotFoundError",
     "StoreValidationError",
@@ -29,6 +33,11 @@ class EsnError(Exception):
 
 class EsnWarning(UserWarning):
     """Base class of esn's warnings (errors in esn's own test suite)."""
+
+
+class CorpusWarning(EsnWarning):
+    """Listed corpus items were left out: an audio file listed twice, or a label outside the
+    emotion set; the message names the corpus and says how many."""
 
 
 class SchemaError(EsnError, ValueError):
@@ -79,3 +88,17 @@ class StoreMismatchError(EsnError, ValueError):
 
 class StoreValidationError(EsnError, ValueError):
     """A store breaks its schema: wrong version, shapes, or unreadable chunks."""
+
+
+class StoreDamagedError(StoreValidationError):
+    """A committed chunk of a store is missing or cannot be decoded (the store was damaged
+    after it was written); the message names the array and the chunk."""
+
+
+class StoreLockedError(EsnError, BlockingIOError):
+    """Another run holds the store's writer lease (or left one that may be stale)."""
+
+
+class OutputRefusedError(EsnError, FileExistsError):
+    """An output path exists and is not an artifact esn made: esn will not write into it or
+    delete it, whatever the flags."""
