@@ -24,6 +24,7 @@ __all__ = [
     "StoreMismatchError",
     "StoreNotFoundError",
     "StoreValidationError",
+    "StoreWriteError",
 ]
 
 
@@ -102,3 +103,8 @@ class StoreLockedError(EsnError, BlockingIOError):
 class OutputRefusedError(EsnError, FileExistsError):
     """An output path exists and is not an artifact esn made: esn will not write into it or
     delete it, whatever the flags."""
+
+
+class StoreWriteError(EsnError, OSError):
+    """Writing a store failed (a full disk, a read-only file system...); what was committed
+    before stays, and the same command resumes."""

@@ -285,6 +285,7 @@ class StoreAttributes:
     hook_point: str = "mlp.act_fn"
     versions: Mapping[str, str] = dataclasses.field(default_factory=dict)
     created: str = ""
+    batch_size: int = 0  # utterances per forward pass: it changes act_sum in the last bits
     schema_version: int = SCHEMA_VERSION
     format: str = FORMAT_NAME
 
@@ -297,6 +298,9 @@ class StoreAttributes:
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "corpus", tuple(self.corpus))
         object.__setattr__(self, "versions", dict(self.versions))
+        _require(isinstance(self.batch_size, int) and self.batch_size >= 0,
+                 f"batch_size must be a non-negative integer (0: not recorded), "
+                 f"got {self.batch_size!r}")
 
     def identity(self) -> dict[str, Any]:
         """What must match for a rerun to resume this store rather than be refused."""
@@ -316,6 +320,7 @@ class StoreAttributes:
             "layout": self.layout.to_dict(),
             "corpus": list(self.corpus),
             "utterance_digest": self.utterance_digest,
+            "batch_size": self.batch_size,
             "versions": dict(self.versions),
             "created": self.created,
         }

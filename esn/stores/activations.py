@@ -43,11 +43,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import dask
+import dask.array as da
+import fsspec
 import numpy as np
 import xarray as xr
 import zarr
@@ -55,6 +59,7 @@ from zarr.codecs import BloscCodec
 
 from esn.errors import (
     SchemaError,
+    StoreDamagedError,
     StoreExistsError,
     StoreMismatchError,
     StoreNotFoundError,
@@ -64,6 +69,7 @@ from esn.provenance import library_versions
 from esn.schemas.batch import StatsBatch
 from esn.schemas.store import (
     CORPUS_FIELDS,
+    FORMAT_NAME,
     METADATA_VARIABLES,
     RESULT_FIELDS,
     STATISTICS_VARIABLES,
@@ -78,9 +84,26 @@ from esn.schemas.store import (
     utterance_digest,
 )
 from esn.schemas.utterance import Utterance
-from esn.stores.checkpoints import CheckpointChunk, read_checkpoint_chunk, write_checkpoint_chunk
+from esn.stores.checkpoints import (
+    GROUP as CHECKPOINT_GROUP,
+)
+from esn.stores.checkpoints import (
+    CheckpointChunk,
+    read_checkpoint_chunk,
+    write_checkpoint_chunk,
+)
+from esn.stores.integrity import (
+    CheckedArray,
+    CheckedStore,
+    CommitState,
+    required_chunk_keys,
+    store_arrays,
+)
+from esn.stores.lease import LEASE_FILE
+from esn.stores.outputs import OutputKind, claim_output, remove_own
+from esn.stores.validation import ValidationReport, schema_problems
 
-__all__ = ["ActivationStore", "Progress", "ValidationReport", "open_store"]
+__all__ = ["STORE_OUTPUT", "ActivationStore", "Progress", "ValidationReport", "open_store"]
 
 STATISTICS_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 COORDINATES = ("span", "layer", "neuron", "option")
@@ -110,45 +133,58 @@ class Progress:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class ValidationReport:
-    """The outcome of ``ActivationStore.validate``: problems break the schema; notes do not."""
+CREATING = "esn_creating"  # group attribute of a creation in progress (esn's own)
+ACOUSTICS_GROUP = "acoustics"
 
-    url: str
-    problems: tuple[str, ...]
-    notes: tuple[str, ...]
-    progress: Progress | None
-    incomplete_chunks: tuple[int, ...]
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+def _is_esn_store(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """An activation store esn made (finished, or its creation interrupted), or a folder
+    holding only an esn writer lease (a run killed before it created the store)."""
+    try:
+        with fs.open(f"{path}/zarr.json", "rb") as handle:
+            meta = json.loads(handle.read(1 << 20))
+    except FileNotFoundError:
+        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False)}
+        return bool(names) and all(n == LEASE_FILE or n.endswith(".partial") for n in names)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
+    return isinstance(attrs, dict) and (attrs.get("format") == FORMAT_NAME or CREATING in attrs)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url, "ok": self.ok, "problems": list(self.problems),
-            "notes": list(self.notes),
-            "progress": None if self.progress is None else dataclasses.asdict(self.progress),
-            "incomplete_chunks": list(self.incomplete_chunks),
-        }
 
-    def raise_if_invalid(self) -> None:
-        if self.problems:
-            raise StoreValidationError(f"{self.url}: " + "; ".join(self.problems))
+STORE_OUTPUT = OutputKind(
+    name="activation store", folder=True, recognise=_is_esn_store,
+    entries=("zarr.json", "*.partial", CHECKPOINT_GROUP, ACOUSTICS_GROUP,
+             *(spec.name for spec in STATISTICS_VARIABLES + METADATA_VARIABLES),
+             *COORDINATES),
+)
 
 
 def _url_of(url: str | os.PathLike[str]) -> str:
     return os.fspath(url)
 
 
-def _open_group(url: str, mode: str, storage_options: Mapping[str, Any] | None) -> zarr.Group:
-    kwargs: dict[str, Any] = {"mode": mode, "zarr_format": 3}
+def _open_group(url: str, mode: str, storage_options: Mapping[str, Any] | None,
+                **extra: Any) -> zarr.Group:
+    kwargs: dict[str, Any] = {"mode": mode, "zarr_format": 3, **extra}
     if storage_options and "://" in url:
         kwargs["storage_options"] = dict(storage_options)
     try:
         return zarr.open_group(url, **kwargs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise StoreNotFoundError(f"no activation store at {url}") from exc
+    except zarr.errors.ContainsArrayError as exc:
+        raise StoreValidationError(f"{url} is a Zarr array, not an activation store") from exc
+    except (ValueError, KeyError, TypeError) as exc:  # JSON and metadata errors
+        raise StoreValidationError(
+            f"{url}/zarr.json cannot be read as Zarr group metadata ({_short(exc)})") from exc
+
+
+def _checked_group(group: zarr.Group, url: str) -> zarr.Group:
+    """``group`` reopened over a ``CheckedStore`` (its commit state is set by the store)."""
+    checked = CheckedStore(group.store, url=url, prefix=group.path)
+    return zarr.open_group(checked, path=group.path, mode="r" if group.read_only else "r+",
+                           zarr_format=3)
 
 
 def _group_exists(url: str, storage_options: Mapping[str, Any] | None) -> bool:
@@ -160,15 +196,25 @@ def _group_exists(url: str, storage_options: Mapping[str, Any] | None) -> bool:
 
 
 class ActivationStore:
-    """An activation store opened for reading (``mode="r"``) or writing (``"r+"``)."""
+    """An activation store opened for reading (``mode="r"``) or writing (``"r+"``).
+
+    Every read of a committed chunk goes through ``esn.stores.integrity``: a chunk that is
+    missing or cannot be decoded raises ``StoreDamagedError`` naming it, instead of
+    reading as fill values.
+    """
 
     def __init__(self, group: zarr.Group, url: str) -> None:
-        self._group = group
         self.url = url
         try:
             self.attributes = StoreAttributes.from_dict(dict(group.attrs))
         except SchemaError as exc:
             raise StoreValidationError(f"{url}: {exc}") from exc
+        self._group = _checked_group(group, url)
+        store = self._group.store
+        assert isinstance(store, CheckedStore)
+        self._checked = store
+        status, self._unreadable_status = self._read_status()
+        store.commits = self._commits = CommitState(status, self.layout.utterance_chunk)
 
     # -- opening and creating ---------------------------------------------------------------
 
@@ -179,8 +225,14 @@ class ActivationStore:
         *,
         mode: str = "r",
         storage_options: Mapping[str, Any] | None = None,
+        check: bool = True,
     ) -> ActivationStore:
-        """Open an existing store; ``mode="r+"`` to write results into it."""
+        """Open an existing store; ``mode="r+"`` to write results into it.
+
+        ``check`` (the default) refuses a store whose arrays do not have the shapes, dtypes
+        and chunks of its layout (e.g. an edited ``zarr.json``); ``validate`` reports the
+        same problems when opened with ``check=False``.
+        """
         if mode not in ("r", "r+"):
             raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
         url = _url_of(url)
@@ -190,6 +242,14 @@ class ActivationStore:
                 f"{url}: not a finished esn activation store (no esn attributes; "
                 "its creation may have been interrupted: create it again)"
             )
+        if check:
+            attrs = StoreAttributes.from_dict(dict(group.attrs)) if _attrs_ok(group) else None
+            if attrs is not None:
+                problems = _schema_problems(group, attrs.layout)
+                if problems:
+                    raise StoreValidationError(f"{url}: {problems[0]}" + (
+                        f" (and {len(problems) - 1} more problem(s); see `esn validate`)"
+                        if len(problems) > 1 else ""))
         return cls(group, url)
 
     @classmethod
@@ -210,14 +270,18 @@ class ActivationStore:
         checkpoint_layers: Sequence[int] = (),
         hidden_size: int = 0,
         hidden_dtype: str = "float32",
+        batch_size: int = 0,
         if_exists: str = "error",
         storage_options: Mapping[str, Any] | None = None,
     ) -> ActivationStore:
         """Create a store for ``utterances`` (in this order), or resume a matching one.
 
-        ``if_exists``: ``"error"`` (refuse), ``"overwrite"`` (delete and recreate), or
+        ``if_exists``: ``"error"`` (refuse), ``"overwrite"`` (replace esn's own store), or
         ``"resume"`` (open the existing store if it was made for the same model, probe,
-        labels, layout and utterances; otherwise raise ``StoreMismatchError``).
+        labels, layout, batch size and utterances; otherwise raise ``StoreMismatchError``).
+        A path holding anything but an esn store is refused whatever ``if_exists`` says
+        (``OutputRefusedError``); replacing a store deletes only the entries esn writes,
+        and keeps a writer lease.
         """
         if if_exists not in ("error", "overwrite", "resume"):
             raise ValueError(f"if_exists must be error|overwrite|resume, got {if_exists!r}")
@@ -237,12 +301,13 @@ class ActivationStore:
         attrs = StoreAttributes(
             model=model, probe=probe, labels=tuple(labels), layout=layout,
             utterance_digest=utterance_digest(ids), corpus=tuple(corpus),
-            hook_point=hook_point, versions=library_versions(),
+            hook_point=hook_point, versions=library_versions(), batch_size=batch_size,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         )
-        if _group_exists(url, storage_options):
-            existing = _open_group(url, "r", storage_options)
-            finished = "format" in existing.attrs
+        state = claim_output(url, STORE_OUTPUT, overwrite=True, storage_options=storage_options)
+        if state == "esn":
+            finished = _group_exists(url, storage_options) and "format" in _open_group(
+                url, "r", storage_options).attrs
             if if_exists == "error" and finished:
                 raise StoreExistsError(
                     f"{url} already holds an activation store; pass overwrite to replace it "
@@ -252,21 +317,26 @@ class ActivationStore:
                 store = cls.open(url, mode="r+", storage_options=storage_options)
                 store._check_same_identity(attrs)
                 return store
-        group = _open_group(url, "w", storage_options)
+            remove_own(url, STORE_OUTPUT, keep=(LEASE_FILE,), storage_options=storage_options)
+        group = _open_group(url, "a", storage_options, attributes={CREATING: True})
         _create_arrays(group, layout, attrs.labels)
         _write_corpus_metadata(group, utterances)
-        group.attrs.update(attrs.to_dict())  # last: marks the creation as finished
+        group.attrs.put(attrs.to_dict())  # last: marks the creation as finished
         return cls(group, url)
 
     def _check_same_identity(self, wanted: StoreAttributes) -> None:
-        have, want = self.attributes.identity(), wanted.identity()
+        have, want = _flatten(self.attributes.identity()), _flatten(wanted.identity())
         if have == want:
             return
-        differing = sorted(k for k in want if have.get(k) != want.get(k))
-        details = ", ".join(f"{k}: store has {have.get(k)!r}, asked {want.get(k)!r}"
+        if have.get("batch_size") == 0:  # a store from before batch sizes were recorded
+            have["batch_size"] = want.get("batch_size")
+        differing = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+        if not differing:
+            return
+        details = "; ".join(f"{k}: store has {have.get(k)!r}, asked {want.get(k)!r}"
                             for k in differing if k != "utterance_digest")
         if "utterance_digest" in differing:
-            details = ", ".join(filter(None, [details, "the utterance list differs"]))
+            details = "; ".join(filter(None, [details, "the utterance list differs"]))
         raise StoreMismatchError(
             f"{self.url} was made for another run ({details}); refusing to resume. "
             "Use a new output path, or overwrite to start again."
@@ -283,8 +353,19 @@ class ActivationStore:
         return self._group
 
     def status(self) -> np.ndarray:
-        """``(utterance,)`` int8 status codes; an unreadable status chunk reads as pending."""
-        return self._read_status()[0]
+        """``(utterance,)`` int8 status codes, read now.
+
+        For a writer (``mode="r+"``) an unreadable status chunk reads as pending, so a
+        resumed run writes that chunk again; a reader gets ``StoreDamagedError``.
+        """
+        status, unreadable = self._read_status()
+        if unreadable and self._group.read_only:
+            key = f"status/c/{unreadable[0]}"
+            raise StoreDamagedError(
+                f"{self.url}: chunk {key} cannot be decoded"
+                + (f" (and {len(unreadable) - 1} more status chunk(s))" if len(unreadable) > 1
+                   else "") + "; the store was damaged after it was written")
+        return status
 
     def _read_status(self) -> tuple[np.ndarray, list[int]]:
         arr = self._array("status")
@@ -307,6 +388,15 @@ class ActivationStore:
         return [c for c in range(self.layout.n_chunks)
                 if (status[self.layout.chunk_slice(c)] == STATUS_PENDING).any()]
 
+    def damaged_chunks(self) -> list[int]:
+        """Committed utterance chunks with a chunk file missing (checkpoints included)."""
+        present = set(_list_keys(self._group))
+        chunks = set()
+        for key in required_chunk_keys(self._group, self._commits):
+            if key not in present:
+                chunks.add(_utterance_chunk_of(key))
+        return sorted(chunks)
+
     def utterance_ids(self) -> np.ndarray:
         return self.metadata("utterance")
 
@@ -314,7 +404,11 @@ class ActivationStore:
         """One per-utterance metadata variable as a numpy array (strings as objects)."""
         if name not in {spec.name for spec in METADATA_VARIABLES}:
             raise KeyError(f"{name!r} is not a per-utterance metadata variable")
-        return _from_store_values(np.asarray(self._array(name)[...]))
+        return _from_store_values(self.read(name))
+
+    def read(self, name: str, selection: Any = Ellipsis) -> np.ndarray:
+        """``selection`` of array ``name`` as numpy, checked (``esn.stores.integrity``)."""
+        return CheckedArray(self._array(name), self.url)[selection]
 
     # -- writing --------------------------------------------------------------------------
 
@@ -349,7 +443,9 @@ class ActivationStore:
             self._array(spec.name)[sl] = getattr(batch, spec.name)
         for name in RESULT_FIELDS:
             self._array(name)[sl] = _to_store_values(getattr(batch, name))
-        self._array("status")[sl] = np.asarray(batch.status, dtype=np.int8)
+        codes = np.asarray(batch.status, dtype=np.int8)
+        self._array("status")[sl] = codes
+        self._commits.update(start, codes)
 
     def _check_checkpoints(self, start: int, stop: int, data: CheckpointChunk | None) -> None:
         layout = self.layout
@@ -369,7 +465,20 @@ class ActivationStore:
 
     def read_checkpoints(self, chunk: int) -> CheckpointChunk:
         """Hidden states entering the checkpoint layers for chunk ``chunk``'s utterances."""
-        return read_checkpoint_chunk(self._group, chunk)
+        if (self._commits.chunk_has(chunk, done_only=True)
+                and f"{CHECKPOINT_GROUP}/chunk_{chunk:06d}" not in self._group):
+            raise StoreDamagedError(
+                f"{self.url}: the checkpoints of committed chunk {chunk} are missing "
+                f"({CHECKPOINT_GROUP}/chunk_{chunk:06d}); the store was damaged after it was "
+                "written")
+        try:
+            return read_checkpoint_chunk(self._group, chunk)
+        except (StoreDamagedError, StoreValidationError):
+            raise
+        except Exception as exc:  # codec errors
+            raise StoreDamagedError(
+                f"{self.url}: the checkpoints of chunk {chunk} ({CHECKPOINT_GROUP}/"
+                f"chunk_{chunk:06d}) cannot be decoded ({_short(exc)})") from exc
 
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
         """Record utterances as failed (e.g. unreadable audio) without statistics."""
@@ -379,6 +488,7 @@ class ActivationStore:
         for i, reason in zip(indices, reasons, strict=True):
             self._array("failure_reason")[i] = reason
             self._array("status")[i] = STATUS_FAILED
+            self._commits.update(i, np.array([STATUS_FAILED], dtype=np.int8))
 
     def _array(self, name: str) -> zarr.Array:
         return _array(self._group, name)
@@ -390,83 +500,34 @@ class ActivationStore:
     # -- checking ---------------------------------------------------------------------------
 
     def validate(self, *, deep: bool = False) -> ValidationReport:
-        """Check arrays against the schema and chunk state; ``deep`` also decodes statistics."""
-        problems: list[str] = []
-        notes: list[str] = []
-        layout = self.layout
-        for spec in _ALL_VARIABLES:
-            problems.extend(_check_array(self._group, spec, layout))
-        for name in COORDINATES:
-            if name not in self._group:
-                problems.append(f"coordinate {name!r} is missing")
-        if problems:
-            return ValidationReport(self.url, tuple(problems), (), None, ())
-        status, unreadable = self._read_status()
-        for chunk in unreadable:
-            notes.append(f"status of chunk {chunk} is unreadable: its utterances count as pending")
-        incomplete = []
-        for chunk in range(layout.n_chunks):
-            sl = self.layout.chunk_slice(chunk)
-            finished = status[sl] != STATUS_PENDING
-            if finished.any() and not finished.all():
-                incomplete.append(chunk)
-            if (status[sl] == STATUS_DONE).any():
-                problems.extend(self._check_statistics_chunk(chunk, deep))
-                if layout.checkpoint_layers and f"checkpoints/chunk_{chunk:06d}" not in self._group:
-                    problems.append(f"checkpoints of finished chunk {chunk} are missing")
-        if incomplete:
-            notes.append(f"{len(incomplete)} chunk(s) partly finished; a resumed run rewrites them")
-        partial = _partial_files(self.url)
-        if partial:
-            notes.append(f"{len(partial)} temporary '.partial' file(s) from an interrupted write")
-        return ValidationReport(
-            self.url, tuple(problems), tuple(notes), Progress.of(status), tuple(incomplete)
-        )
+        """Check arrays against the schema and every committed chunk's presence; ``deep``
+        also decodes every committed chunk (``esn.stores.validation``)."""
+        from esn.stores.validation import validate_store
 
-    def _check_statistics_chunk(self, chunk: int, deep: bool) -> list[str]:
-        problems = []
-        sl = self.layout.chunk_slice(chunk)
-        for spec in STATISTICS_VARIABLES:
-            arr = self._array(spec.name)
-            n_chunks_per_utterance_chunk = int(np.prod(arr.cdata_shape[1:]))
-            keys = [
-                "c/" + "/".join(str(i) for i in (chunk, *rest))
-                for rest in np.ndindex(*arr.cdata_shape[1:])
-            ]
-            missing = [k for k in keys if not _key_exists(arr, k)]
-            if missing:
-                problems.append(
-                    f"{spec.name}: {len(missing)}/{n_chunks_per_utterance_chunk} chunk file(s) "
-                    f"missing for finished chunk {chunk} (e.g. {missing[0]})"
-                )
-                continue
-            if deep:
-                try:
-                    arr[sl]
-                except Exception as exc:  # codec errors are not one exception type
-                    problems.append(f"{spec.name}: chunk {chunk} cannot be decoded ({exc})")
-        return problems
+        return validate_store(self, deep=deep)
 
     # -- views ----------------------------------------------------------------------------
 
     def to_xarray(self) -> xr.Dataset:
-        """The store as a lazy, Dask-backed ``xarray.Dataset`` (metadata as coordinates)."""
-        metadata = {spec.name for spec in METADATA_VARIABLES} - {"utterance"}
-        ds = xr.open_zarr(
-            self._group.store,
-            group=self._group.path or None,
-            consolidated=False,
-            zarr_format=3,
-            chunks={},
-            mask_and_scale=False,
-            drop_variables=sorted(metadata),
-        )
-        coords = {}
+        """The store as a lazy, Dask-backed ``xarray.Dataset`` (metadata as coordinates).
+
+        One Dask chunk per store chunk; every read is checked, so a missing or undecodable
+        committed chunk raises ``StoreDamagedError`` when the graph is computed.
+        """
+        token = dask.base.tokenize(self.url, self.attributes.created,
+                                   self.attributes.utterance_digest)
+        data_vars = {}
+        for spec in STATISTICS_VARIABLES:
+            arr = self._array(spec.name)
+            data = da.from_array(CheckedArray(arr, self.url), chunks=arr.chunks,
+                                 name=f"esn-{spec.name}-{token}", lock=False,
+                                 meta=np.empty((0,) * len(arr.shape), dtype=arr.dtype))
+            data_vars[spec.name] = xr.Variable(spec.dims, data, attrs=dict(arr.attrs))
+        coords: dict[str, Any] = {
+            name: ((name,), _from_store_values(self.read(name))) for name in COORDINATES}
         for spec in METADATA_VARIABLES:
-            if spec.name in metadata:
-                values = np.asarray(self._array(spec.name)[...])
-                coords[spec.name] = (spec.dims, _from_store_values(values))
-        ds = ds.assign_coords(coords)
+            coords[spec.name] = (spec.dims, self.metadata(spec.name))
+        ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs = self.attributes.to_dict()
         return ds
 
@@ -475,9 +536,7 @@ class ActivationStore:
         attrs = self.attributes
         progress = self.progress()
         raw = stored = 0
-        for _, arr in self._group.members(max_depth=None):  # checkpoints/ included
-            if not isinstance(arr, zarr.Array):
-                continue
+        for _, arr in store_arrays(self._group):  # checkpoints/ included
             stored += arr.nbytes_stored()
             chunk_bytes = int(np.prod(arr.chunks)) * arr.dtype.itemsize
             raw += min(arr.nbytes, arr.nchunks_initialized * chunk_bytes)
@@ -574,12 +633,24 @@ def _write_corpus_metadata(group: zarr.Group, utterances: Sequence[Utterance]) -
 
 
 def _array(group: zarr.Group, name: str) -> zarr.Array:
-    node = group[name]
+    try:
+        node = group[name]
+    except KeyError as exc:
+        raise StoreValidationError(f"{_url_of_group(group)}: array {name!r} is missing") from exc
+    except (ValueError, TypeError) as exc:  # a zarr.json that is not valid metadata
+        raise StoreValidationError(
+            f"{_url_of_group(group)}/{name}/zarr.json cannot be read as Zarr array metadata "
+            f"({_short(exc)})") from exc
     if not isinstance(node, zarr.Array):
         raise StoreValidationError(f"{group.store_path}: {name!r} is a group, not an array")
     # Write every chunk, even one equal to the fill value (e.g. all-zero counts): a finished
     # chunk must exist on disk, so a missing file always means a lost write.
     return node.with_config({"write_empty_chunks": True})
+
+
+def _url_of_group(group: zarr.Group) -> str:
+    store = group.store
+    return store.url if isinstance(store, CheckedStore) else str(group.store_path)
 
 
 def _to_store_values(values: np.ndarray) -> np.ndarray:
@@ -590,35 +661,48 @@ def _from_store_values(values: np.ndarray) -> np.ndarray:
     return values.astype(object) if values.dtype.kind in "TUO" else values
 
 
-def _check_array(group: zarr.Group, spec: VariableSpec, layout: StoreLayout) -> list[str]:
-    if spec.name not in group:
-        return [f"array {spec.name!r} is missing"]
-    arr = group[spec.name]
-    if not isinstance(arr, zarr.Array):
-        return [f"{spec.name!r} is a group, not an array"]
-    problems = []
-    if tuple(arr.shape) != layout.shape_of(spec):
-        problems.append(f"{spec.name}: shape {arr.shape}, expected {layout.shape_of(spec)}")
-    dims = tuple(getattr(arr.metadata, "dimension_names", None) or ())
-    if dims != spec.dims:
-        problems.append(f"{spec.name}: dimensions {dims}, expected {spec.dims}")
-    dtype = layout.dtype_of(spec)
-    ok = arr.dtype.kind in "TUO" if dtype == "str" else arr.dtype == np.dtype(dtype)
-    if not ok:
-        problems.append(f"{spec.name}: dtype {arr.dtype}, expected {dtype}")
-    if arr.chunks[0] != layout.utterance_chunk:
-        problems.append(f"{spec.name}: chunks {arr.chunks} do not follow the utterance chunk "
-                        f"{layout.utterance_chunk}")
-    return problems
+def _attrs_ok(group: zarr.Group) -> bool:
+    try:
+        StoreAttributes.from_dict(dict(group.attrs))
+    except SchemaError:
+        return False
+    return True
 
 
-def _key_exists(arr: zarr.Array, key: str) -> bool:
-    store_path = arr.store_path
-    return zarr.core.sync.sync(store_path.store.exists(f"{store_path.path}/{key}"))
+def _schema_problems(group: zarr.Group, layout: StoreLayout) -> list[str]:
+    return schema_problems(group, layout, _ALL_VARIABLES, COORDINATES)
 
 
-def _partial_files(url: str) -> list[Path]:
-    if "://" in url and not url.startswith("file://"):
-        return []
-    root = Path(url.removeprefix("file://"))
-    return sorted(root.rglob("*.partial")) if root.is_dir() else []
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"probe": {"seed": 0}}`` -> ``{"probe.seed": 0}``: names a differing field exactly."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _list_keys(group: zarr.Group) -> list[str]:
+    """Every key under ``group`` (relative to it)."""
+    store = group.store
+    prefix = f"{group.path}/" if group.path else ""
+
+    async def collect() -> list[str]:
+        return [k[len(prefix):] async for k in store.list_prefix(prefix)]
+
+    return zarr.core.sync.sync(collect())
+
+
+def _utterance_chunk_of(key: str) -> int:
+    parts = key.split("/")
+    if parts[0] == CHECKPOINT_GROUP:
+        return int(parts[1].removeprefix("chunk_"))
+    return int(parts[2])
+
+
+def _short(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

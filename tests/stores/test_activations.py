@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import esn
 from esn.errors import (
     SchemaError,
+    StoreDamagedError,
     StoreExistsError,
     StoreMismatchError,
     StoreNotFoundError,
@@ -201,11 +202,13 @@ def test_validate_reports_missing_and_corrupt_chunks(tmp_path: Path) -> None:
         report.raise_if_invalid()
     (url / "act_sum" / "c" / "2" / "0" / "0" / "0").write_bytes(b"garbage")
     assert any("act_sum" in p and "decoded" in p for p in store.validate(deep=True).problems)
-    # A torn status chunk counts as pending (its chunk is redone), not as finished work.
+    # A torn status chunk: a writer redoes its chunk; a reader refuses the store.
     (url / "status" / "c" / "3").write_bytes(b"\x00\x01")
     report = store.validate()
-    assert any("status of chunk 3 is unreadable" in n for n in report.notes)
+    assert any("status/c/3 cannot be decoded" in p for p in report.problems)
     assert 3 in store.pending_chunks()
+    with pytest.raises(StoreDamagedError, match="status/c/3 cannot be decoded"):
+        ActivationStore.open(url).status()
 
 
 def test_open_refuses_other_versions_and_non_stores(tmp_path: Path) -> None:
@@ -229,8 +232,10 @@ def test_validate_reports_wrong_shapes(tmp_path: Path) -> None:
     del group["T"]
     group.create_array("T", shape=(N_UTT, 3), chunks=(CHUNK, 3), dtype="uint32",
                        dimension_names=["utterance", "span"])
-    report = ActivationStore.open(url).validate()
-    assert any("T: shape" in p for p in report.problems)
+    with pytest.raises(StoreValidationError, match=r"T/zarr.json: shape \(18, 3\)"):
+        ActivationStore.open(url)
+    report = ActivationStore.open(url, check=False).validate()
+    assert any("T/zarr.json: shape" in p for p in report.problems)
 
 
 def test_info_reports_sizes_progress_and_bytes(tmp_path: Path) -> None:

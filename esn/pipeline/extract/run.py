@@ -39,8 +39,10 @@ from esn.schemas import (
     Utterance,
     utterance_digest,
 )
-from esn.stores.activations import ActivationStore, Progress
+from esn.stores.activations import STORE_OUTPUT, ActivationStore, Progress
 from esn.stores.checkpoints import CheckpointChunk
+from esn.stores.lease import WriterLease
+from esn.stores.outputs import claim_output
 
 __all__ = ["ExtractReport", "ExtractRequest", "extract", "extract_into"]
 
@@ -66,6 +68,7 @@ class ExtractRequest:
     max_new_tokens: int = 20
     utterance_chunk: int = 64
     overwrite: bool = False
+    break_lock: bool = False  # clear a writer lease that looks stale (another host's)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -110,32 +113,43 @@ def extract(
     *,
     progress: ProgressFn | None = None,
     adapter: ModelAdapter | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> ExtractReport:
-    """Create (or resume) the store of ``request`` and probe every pending utterance."""
+    """Create (or resume) the store of ``request`` and probe every pending utterance.
+
+    Everything that can be checked without the model is checked before it loads: the
+    output path (an existing path must be an esn store), a resumed store's identity and
+    integrity, and the writer lease (one run writes a store at a time).
+    """
+    claim_output(request.out, STORE_OUTPUT, overwrite=request.overwrite, resume=True)
     utterances, labels = select_utterances(request)
     probe = Probe(labels=labels, template=request.template, seed=request.seed,
                   option_order=request.option_order, max_new_tokens=request.max_new_tokens)
     if not request.overwrite:  # refuse a mismatched store before loading a large model
         _refuse_other_run(request, probe, labels, utterances)
-    adapter = adapter or load_adapter(request.model)
-    hidden_dtype = str(next(adapter.model.parameters()).dtype).removeprefix("torch.")
-    store = ActivationStore.create(
-        request.out,
-        utterances=utterances,
-        model=adapter.info,
-        probe=probe.info,
-        labels=labels,
-        n_layers=adapter.n_layers,
-        n_neurons=adapter.n_neurons,
-        corpus=(request.corpus,),
-        utterance_chunk=request.utterance_chunk,
-        checkpoint_layers=request.checkpoint_layers,
-        hidden_size=int(adapter.decoder.config.hidden_size) if request.checkpoint_layers else 0,
-        hidden_dtype=hidden_dtype,
-        if_exists="overwrite" if request.overwrite else "resume",
-    )
-    return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
-                        progress=progress)
+    with WriterLease(request.out, command="esn extract", say=say,
+                     break_lock=request.break_lock) as lease:
+        adapter = adapter or load_adapter(request.model)
+        hidden_dtype = str(next(adapter.model.parameters()).dtype).removeprefix("torch.")
+        store = ActivationStore.create(
+            request.out,
+            utterances=utterances,
+            model=adapter.info,
+            probe=probe.info,
+            labels=labels,
+            n_layers=adapter.n_layers,
+            n_neurons=adapter.n_neurons,
+            corpus=(request.corpus,),
+            utterance_chunk=request.utterance_chunk,
+            checkpoint_layers=request.checkpoint_layers,
+            hidden_size=int(adapter.decoder.config.hidden_size) if request.checkpoint_layers
+            else 0,
+            hidden_dtype=hidden_dtype,
+            batch_size=request.batch_size,
+            if_exists="overwrite" if request.overwrite else "resume",
+        )
+        return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
+                            progress=progress, lease=lease, say=say)
 
 
 def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[str],
@@ -143,15 +157,28 @@ def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[st
     """The cheap part of the store's resume check, done before the model is loaded."""
     try:
         attrs = ActivationStore.open(request.out).attributes
-    except (StoreNotFoundError, StoreValidationError):
-        return  # nothing there, or an unfinished creation: create() handles both
-    wanted = {"model": request.model.model_id, "probe": probe.info, "labels": tuple(labels),
+    except StoreNotFoundError:
+        return  # nothing there: create() makes it
+    except StoreValidationError as exc:
+        if "not a finished esn activation store" in str(exc):
+            return  # an interrupted creation of esn's own: create() redoes it
+        raise
+    wanted = {"model": request.model.model_id, "labels": list(labels),
+              "batch_size": request.batch_size, "probe": probe.info.to_dict(),
               "utterances": utterance_digest([u.id for u in utterances])}
-    have = {"model": attrs.model.id, "probe": attrs.probe, "labels": attrs.labels,
-            "utterances": attrs.utterance_digest}
-    differing = [f"{k}: store has {have[k]!r}, asked {wanted[k]!r}"
-                 if k in ("model", "labels") else f"{k} differ"
-                 for k in wanted if wanted[k] != have[k]]
+    have = {"model": attrs.model.id, "labels": list(attrs.labels),
+            "batch_size": attrs.batch_size or request.batch_size,
+            "probe": attrs.probe.to_dict(), "utterances": attrs.utterance_digest}
+    differing = []
+    for key in wanted:
+        if key == "probe":
+            differing += [f"probe.{k}: store has {have['probe'].get(k)!r}, asked {v!r}"
+                          for k, v in wanted["probe"].items() if have["probe"].get(k) != v]
+        elif key == "utterances" and wanted[key] != have[key]:
+            differing.append("the utterance list differs (another corpus, filter, limit or "
+                             "order)")
+        elif wanted[key] != have[key]:
+            differing.append(f"{key}: store has {have[key]!r}, asked {wanted[key]!r}")
     if differing:
         raise StoreMismatchError(
             f"{request.out} was made for another run ({'; '.join(differing)}); refusing to "
@@ -167,10 +194,21 @@ def extract_into(
     *,
     batch_size: int,
     progress: ProgressFn | None = None,
+    lease: WriterLease | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> ExtractReport:
-    """Probe the store's pending chunks (``utterances`` in store order) and write them."""
+    """Probe the store's pending chunks (``utterances`` in store order) and write them.
+
+    A committed chunk whose files were lost since (``ActivationStore.damaged_chunks``) is
+    probed and written again, with a notice; ``lease`` is checked before every commit.
+    """
     layout = store.layout
-    chunks = store.pending_chunks()
+    damaged = store.damaged_chunks()
+    if damaged:
+        say(f"{store.url}: {len(damaged)} committed chunk(s) have lost files "
+            f"(chunk {', '.join(map(str, damaged[:10]))}{', ...' if len(damaged) > 10 else ''}); "
+            "probing them again")
+    chunks = sorted(set(store.pending_chunks()) | set(damaged))
     todo = sum(layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks)
     stats = GateStatistics(adapter.gate_modules())
     capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
@@ -201,6 +239,8 @@ def extract_into(
                 done += len(batch_items)
                 if progress is not None:
                     progress(done, todo)
+            if lease is not None:
+                lease.check()
             writer.submit(sl.start, results.to_batch(layout.count_dtype),
                           results.checkpoints(layout))
     elapsed = time.perf_counter() - start_time

@@ -13,6 +13,7 @@ import threading
 import time
 from types import TracebackType
 
+from esn.errors import StoreWriteError
 from esn.schemas.batch import StatsBatch
 from esn.stores.activations import ActivationStore
 from esn.stores.checkpoints import CheckpointChunk
@@ -45,6 +46,15 @@ class ChunkWriter:
             t0 = time.perf_counter()
             try:
                 self._store.write_batch(start, batch, checkpoints)
+            except OSError as exc:  # a full disk, a read-only or vanished file system
+                chunk = start // self._store.layout.utterance_chunk
+                where = f" ({exc.filename})" if exc.filename else ""
+                error = StoreWriteError(
+                    f"{self._store.url}: writing chunk {chunk} failed: "
+                    f"{exc.strerror or exc}{where}; the chunks committed before it are kept "
+                    "and the same command resumes")
+                error.__cause__ = exc
+                self._error = error
             except BaseException as exc:  # re-raised in the submitting thread
                 self._error = exc
             self.seconds_writing += time.perf_counter() - t0

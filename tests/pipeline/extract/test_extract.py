@@ -226,7 +226,7 @@ def test_a_mismatched_store_is_refused_before_the_model_loads(manifest: Path, tm
         raise AssertionError("the model was loaded before the store was checked")
 
     monkeypatch.setattr("esn.pipeline.extract.run.load_adapter", no_loading)
-    with pytest.raises(StoreMismatchError, match="probe differ"):
+    with pytest.raises(StoreMismatchError, match=r"probe.seed: store has 0, asked 3"):
         extract(request(manifest, out, TINY[0], seed=3))
     with pytest.raises(StoreMismatchError, match="model: store has 'tiny-qwen2_5_omni'"):
         extract(request(manifest, out, "tiny-voxtral"))

@@ -1,0 +1,200 @@
+"""Reads of a store's committed chunks fail loudly: a missing or undecodable chunk is named.
+
+Zarr fills a chunk that is not on disk with the fill value, by design; for an activation
+store that would turn a deleted ``K`` chunk into counts of zero, or a deleted ``emotion``
+chunk into items without a label, with no error. Which chunks must exist follows from the
+write protocol (``esn.stores.activations``): corpus metadata and coordinates are written
+at creation; statistics, answers and checkpoints of every utterance chunk with a finished
+(``done``) utterance were written before its ``status``, the commit mark; a failure reason
+exists wherever an utterance failed. ``CheckedStore`` wraps the zarr store and raises
+``StoreDamagedError`` when such a chunk is absent (no extra I/O: zarr asks for every chunk
+it reads); ``CheckedArray`` names the chunk that a codec cannot decode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.abc.store import ByteRequest, Store
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import WrapperStore
+
+from esn.errors import StoreDamagedError
+from esn.schemas.store import (
+    CORPUS_FIELDS,
+    RESULT_FIELDS,
+    STATISTICS_VARIABLES,
+    STATUS_DONE,
+    STATUS_PENDING,
+)
+
+__all__ = ["CheckedArray", "CheckedStore", "CommitState", "required_chunk_keys", "store_arrays"]
+
+COORDINATE_ARRAYS = ("span", "layer", "neuron", "option")
+CHECKPOINTS = "checkpoints"
+_ALWAYS = frozenset(CORPUS_FIELDS) | frozenset(COORDINATE_ARRAYS)
+_WHEN_DONE = frozenset(s.name for s in STATISTICS_VARIABLES) | (
+    frozenset(RESULT_FIELDS) - {"failure_reason"})
+_WHEN_FINISHED = frozenset({"failure_reason"})
+
+
+class CommitState:
+    """Which utterance chunks hold a finished utterance, from the ``status`` array."""
+
+    def __init__(self, status: np.ndarray, utterance_chunk: int) -> None:
+        self._chunk = utterance_chunk
+        self._status = np.asarray(status, dtype=np.int8).copy()
+
+    def update(self, start: int, codes: np.ndarray) -> None:
+        """Record ``codes`` written to ``status[start:...]`` by this process."""
+        self._status[start:start + len(codes)] = codes
+
+    def chunk_has(self, chunk: int, *, done_only: bool) -> bool:
+        part = self._status[chunk * self._chunk:(chunk + 1) * self._chunk]
+        return bool((part == STATUS_DONE).any() if done_only else (part != STATUS_PENDING).any())
+
+    def requires(self, key: str) -> bool:
+        """Must ``key`` (relative to the store's group) exist on disk?"""
+        parts = key.split("/")
+        if parts[0] == CHECKPOINTS:
+            return (len(parts) > 3 and parts[1].startswith("chunk_") and "c" in parts[2:]
+                    and self.chunk_has(int(parts[1].removeprefix("chunk_")), done_only=True))
+        if len(parts) < 3 or parts[1] != "c":
+            return False  # metadata documents are checked when the store opens
+        name, chunk = parts[0], int(parts[2])
+        if name in _ALWAYS:
+            return True
+        if name in _WHEN_DONE:
+            return self.chunk_has(chunk, done_only=True)
+        if name in _WHEN_FINISHED:
+            return self.chunk_has(chunk, done_only=False)
+        return False  # status (a missing chunk is pending) and the optional acoustics/
+
+
+def store_arrays(group: zarr.Group) -> list[tuple[str, zarr.Array]]:
+    """Every array under ``group`` (checkpoints and acoustics included), by path."""
+    with warnings.catch_warnings():  # esn's writer lease is a file zarr does not know
+        warnings.filterwarnings("ignore", message="Object at .* is not recognized")
+        return [(path, node) for path, node in group.members(max_depth=None)
+                if isinstance(node, zarr.Array)]
+
+
+def required_chunk_keys(group: zarr.Group, commits: CommitState) -> Iterable[str]:
+    """Every chunk key of ``group``'s arrays (checkpoints included) that must exist."""
+    for path, node in store_arrays(group):
+        if not isinstance(node, zarr.Array):
+            continue
+        grid = node.cdata_shape
+        for coords in itertools.product(*(range(n) for n in grid)):
+            key = f"{path}/c/" + "/".join(map(str, coords)) if grid else f"{path}/c"
+            if commits.requires(key):
+                yield key
+
+
+class CheckedStore(WrapperStore[Store]):
+    """A zarr store that refuses to stand in fill values for a missing committed chunk."""
+
+    def __init__(self, store: Store, *, url: str, prefix: str = "",
+                 commits: CommitState | None = None) -> None:
+        super().__init__(store)
+        self.url = url
+        self.prefix = prefix.strip("/")
+        self.commits = commits
+
+    def _with_store(self, store: Store) -> CheckedStore:
+        return type(self)(store, url=self.url, prefix=self.prefix, commits=self.commits)
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, CheckedStore) and self._store == value._store
+
+    def _relative(self, key: str) -> str | None:
+        if not self.prefix:
+            return key
+        head = self.prefix + "/"
+        return key[len(head):] if key.startswith(head) else None
+
+    def _check(self, key: str, value: Buffer | None) -> Buffer | None:
+        if value is None and self.commits is not None:
+            relative = self._relative(key)
+            if relative is not None and self.commits.requires(relative):
+                raise StoreDamagedError(
+                    f"{self.url}: committed chunk {relative} is missing (the store was damaged "
+                    "after it was written; `esn validate` lists every such chunk)"
+                )
+        return value
+
+    async def get(self, key: str, prototype: BufferPrototype | None = None,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        assert prototype is not None  # zarr always passes one
+        return self._check(key, await self._store.get(key, prototype, byte_range))
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        key_ranges = list(key_ranges)
+        values = await self._store.get_partial_values(prototype, key_ranges)
+        return [self._check(key, v) for (key, _), v in zip(key_ranges, values, strict=True)]
+
+
+class CheckedArray:
+    """A zarr array whose reads name the chunk that cannot be decoded.
+
+    Quacks as an array for ``dask.array.from_array``: ``shape``, ``dtype``, ``ndim`` and
+    ``__getitem__`` with slices.
+    """
+
+    def __init__(self, array: zarr.Array, url: str) -> None:
+        self.array = array
+        self.url = url
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, selection: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[selection])
+        except StoreDamagedError:
+            raise
+        except Exception as exc:  # codecs raise their own types (blosc, zstd, numcodecs...)
+            raise self._locate(selection, exc) from exc
+
+    def _locate(self, selection: Any, exc: Exception) -> StoreDamagedError:
+        """Read the selection's chunks one by one to name the first that fails."""
+        name = self.array.path
+        for coords in self._chunks_of(selection):
+            try:
+                self.array.get_block_selection(coords)
+            except StoreDamagedError as damaged:
+                return damaged
+            except Exception as inner:
+                key = f"{name}/c/" + "/".join(map(str, coords))
+                return StoreDamagedError(
+                    f"{self.url}: chunk {key} cannot be decoded ({_short(inner)}); the store was "
+                    "damaged after it was written")
+        return StoreDamagedError(f"{self.url}: {name} cannot be read ({_short(exc)})")
+
+    def _chunks_of(self, selection: Any) -> Iterable[tuple[int, ...]]:
+        if not isinstance(selection, tuple):
+            selection = (selection,)
+        selection = selection + (slice(None),) * (self.ndim - len(selection))
+        ranges = []
+        for sel, size, chunk in zip(selection, self.shape, self.array.chunks, strict=False):
+            if isinstance(sel, slice):
+                start, stop, _ = sel.indices(size)
+                ranges.append(range(start // chunk, max(start, stop - 1) // chunk + 1))
+            elif isinstance(sel, (int, np.integer)):
+                ranges.append(range(int(sel) % size // chunk, int(sel) % size // chunk + 1))
+            else:
+                ranges.append(range(-(-size // chunk)))
+        return itertools.product(*ranges)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
