@@ -23,6 +23,7 @@ __all__ = [
     "NameReading",
     "Problem",
     "WavName",
+    "audio_key",
     "find_dirs",
     "read_label_rows",
     "read_text",
@@ -61,8 +62,8 @@ class LoadResult:
     Attributes:
         utterances: Labelled items whose audio file exists, in label-file order.
         problems: Items that cannot be used (missing audio, unknown code, bad file name).
-        n_unlabelled: Rows the corpus marks as having no agreed label (IEMOCAP ``xxx``,
-            MSP-Podcast ``X``); they are dropped, not errors.
+        n_unlabelled: Rows without a label: an empty one, or one the corpus marks as having no
+            agreed label (IEMOCAP ``xxx``, MSP-Podcast ``X``); they are dropped, not errors.
     """
 
     utterances: tuple[Utterance, ...]
@@ -99,8 +100,11 @@ class Collector:
         """``code``'s canonical emotion from a corpus code table (see ``lookup_code``).
 
         None for an item to skip: a code not in ``codes`` is recorded as a problem (``path``,
-        ``reason``, ``split``); one the table marks as unlabelled is counted.
+        ``reason``, ``split``); an empty code, or one the table marks as unlabelled, is counted.
         """
+        if not code.strip():
+            self.n_unlabelled += 1
+            return None
         try:
             emotion = lookup_code(code, codes)
         except KeyError:
@@ -165,6 +169,17 @@ class Collector:
             problems=tuple(self.problems),
             n_unlabelled=self.n_unlabelled,
         )
+
+
+def audio_key(path: str) -> str:
+    """``path`` as compared when asking whether two items are the same audio file.
+
+    Loaders store resolved paths; this only normalises spelling (``a/./b``, case on Windows),
+    without touching the disk. URLs are compared as written.
+    """
+    if "://" in path:
+        return path
+    return os.path.normcase(os.path.normpath(path))
 
 
 def require_dir(root: str | os.PathLike[str], corpus: str, expected: str) -> Path:

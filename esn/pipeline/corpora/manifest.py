@@ -2,8 +2,9 @@
 
 ``emotion`` is accepted for ``label``. Labels go through the canonical vocabulary (``angry`` is
 ``anger``); a label that is not a known name or alias is kept lower-cased, so custom label sets
-work. Relative paths resolve against the manifest's folder; the default id is the path's stem,
-made unique (``a``, ``a-2``...).
+work (``load_corpus`` keeps such a label only when it is asked for). A row with an empty label
+is counted as unlabelled. Relative paths resolve against the manifest's folder; the default id
+is the path's stem, made unique (``a``, ``a-2``...).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ _EXPECTED = (
 
 
 def load_manifest(path: str | os.PathLike[str]) -> LoadResult:
-    """Read a manifest file; rows without a usable label or audio file become problems."""
+    """Read a manifest file; rows without a usable path or audio file become problems, rows
+    with an empty label are counted in ``n_unlabelled``."""
     manifest = Path(path).expanduser()
     if not manifest.exists():
         raise CorpusError(f"{CORPUS}: manifest {manifest} does not exist (expected {_EXPECTED})")
@@ -67,9 +69,7 @@ def load_manifest(path: str | os.PathLike[str]) -> LoadResult:
         if not audio.is_absolute():
             audio = folder / audio
         if raw_label is None:
-            out.problems.append(
-                Problem(path=str(audio), reason=f"empty label ({where})", split=split)
-            )
+            out.n_unlabelled += 1  # no label is not an unusable file
             continue
         emotion = normalize_label(raw_label)
         if not out.audio_found(audio, where, emotion=emotion, split=split, listed="listed"):

@@ -38,8 +38,12 @@ class CorpusSummary:
         per_split: Readable items per split (``"none"`` for items without a split).
         speakers: Number of distinct speakers among readable items (None speakers not counted).
         unreadable: Unusable items with reasons: undecodable audio, and label rows whose file
-            is missing or whose label is unknown.
-        n_unlabelled: Items the corpus marks as having no agreed label (dropped, not errors).
+            is missing or whose code the corpus does not define.
+        n_unlabelled: Items without a label, or that the corpus marks as having no agreed
+            label (dropped, not errors).
+        n_repeated: Audio files listed more than once (each kept once).
+        n_conflicting: Of those, files whose listings differ in emotion (dropped).
+        dropped_labels: Labels outside the emotion set and the items each lost.
         checked_audio: Whether every file was decoded (otherwise only listed).
         sample_rate: Rate the files were decoded at, when checked.
         duration_s: Total readable audio in seconds, when checked.
@@ -53,6 +57,9 @@ class CorpusSummary:
     speakers: int
     unreadable: tuple[Problem, ...] = ()
     n_unlabelled: int = 0
+    n_repeated: int = 0
+    n_conflicting: int = 0
+    dropped_labels: Mapping[str, int] = dataclasses.field(default_factory=dict)
     checked_audio: bool = True
     sample_rate: int | None = None
     duration_s: float | None = None
@@ -69,6 +76,9 @@ class CorpusSummary:
             "unreadable": [p.to_dict() for p in self.unreadable],
             "n_unreadable": len(self.unreadable),
             "n_unlabelled": self.n_unlabelled,
+            "n_repeated": self.n_repeated,
+            "n_conflicting": self.n_conflicting,
+            "dropped_labels": dict(self.dropped_labels),
             "checked_audio": self.checked_audio,
             "sample_rate": self.sample_rate,
             "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
@@ -116,6 +126,9 @@ def summarize_corpus(
         speakers=len({u.speaker for u in readable if u.speaker is not None}),
         unreadable=tuple(unreadable),
         n_unlabelled=listing.n_unlabelled,
+        n_repeated=listing.n_repeated,
+        n_conflicting=listing.n_conflicting,
+        dropped_labels=listing.dropped_labels,
         checked_audio=check_audio,
         sample_rate=sample_rate if check_audio else None,
         duration_s=duration_s,
@@ -178,7 +191,22 @@ def format_summary(summary: CorpusSummary) -> str:
     lines.append(items)
     lines.append(f"speakers  {summary.speakers}")
     if summary.n_unlabelled:
-        lines.append(f"dropped   {summary.n_unlabelled} without an agreed label")
+        lines.append(f"dropped   {summary.n_unlabelled} without a label (none, or no agreed one)")
+    if summary.dropped_labels:
+        labels = ", ".join(f"{label} {n}" for label, n in summary.dropped_labels.items())
+        lines.append(
+            f"dropped   {sum(summary.dropped_labels.values())} labelled outside the emotion set "
+            f"({labels})"
+        )
+    if summary.n_repeated:
+        kept = summary.n_repeated - summary.n_conflicting
+        parts = [f"{kept} kept once"] if kept else []
+        if summary.n_conflicting:
+            parts.append(f"{summary.n_conflicting} dropped (labels differ)")
+        lines.append(
+            f"repeated  {summary.n_repeated} audio file(s) listed more than once: "
+            + ", ".join(parts)
+        )
     for title, counts in (("emotion", summary.per_emotion), ("split", summary.per_split)):
         lines.append("")
         width = max([len(title), *(len(k) for k in counts)])

@@ -43,11 +43,11 @@ def test_csv_manifest(manifest_csv, as_table) -> None:
 
 
 def test_csv_manifest_problems(manifest_csv) -> None:
-    problems = load_manifest(manifest_csv).problems
-    assert [(Path(p.path).name, p.reason.split(" (")[0]) for p in problems] == [
+    result = load_manifest(manifest_csv)
+    assert [(Path(p.path).name, p.reason.split(" (")[0]) for p in result.problems] == [
         ("missing.wav", "audio file not found"),
-        ("nolabel.wav", "empty label"),
     ]
+    assert result.n_unlabelled == 1  # nolabel.wav: an empty label is no label, not a problem
 
 
 def test_jsonl_manifest_with_emotion_key(tmp_path, wav_writer, as_table) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from esn.errors import CorpusWarning
 from esn.pipeline.corpora import format_summary, summarize_corpus
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00"
@@ -128,3 +129,52 @@ def test_format_summary(damaged_cremad) -> None:
     anger = next(line for line in lines if line.startswith("anger"))
     assert anger.split() == ["anger", "1"]
     assert any(line.split() == ["none", "6"] for line in lines)
+
+
+def test_an_empty_label_is_unlabelled_not_unreadable(tmp_path, wav_writer) -> None:
+    for name in ("a.wav", "b.wav", "blank.wav"):
+        wav_writer(tmp_path / name)
+    manifest = tmp_path / "items.csv"
+    manifest.write_text("path,label\na.wav,anger\nb.wav,sad\nblank.wav,\n")
+    summary = summarize_corpus(f"manifest:{manifest}")
+    assert summary.unreadable == ()
+    assert summary.n_unlabelled == 1
+    assert summary.n_items == 2
+    text = format_summary(summary)
+    assert "dropped   1 without a label (none, or no agreed one)" in text
+    assert "unreadable  0" in text
+
+
+def test_an_empty_published_code_is_unlabelled(msp_tree) -> None:
+    label_file = msp_tree.root / "Labels" / "labels_consensus.csv"
+    with label_file.open("a") as f:
+        f.write("MSP-PODCAST_0001_0008.wav,,4.2,3.8,4.0,127,Female,Train\n")
+    summary = summarize_corpus(f"msp-podcast:{msp_tree.root}", check_audio=False)
+    assert summary.n_unlabelled == 2  # EmoClass X and the empty one
+    assert [Path(p.path) for p in summary.unreadable] == msp_tree.missing
+
+
+def test_repeats_and_unknown_labels_are_counted(tmp_path, wav_writer) -> None:
+    for name in ("a.wav", "b.wav", "c.wav", "d.wav"):
+        wav_writer(tmp_path / name)
+    manifest = tmp_path / "items.csv"
+    rows = ["a.wav,anger", "b.wav,sad", "a.wav,anger", "c.wav,anger", "c.wav,sad", "d.wav,bananas"]
+    manifest.write_text("path,label\n" + "\n".join(rows) + "\n")
+    with pytest.warns(CorpusWarning) as caught:
+        summary = summarize_corpus(f"manifest:{manifest}")
+    assert [str(w.message).split(": ")[1].split(";")[0] for w in caught] == [
+        "2 audio file(s) listed more than once",
+        "dropped 1 item(s) labelled 'bananas' (1)",
+    ]
+    assert summary.n_items == 2 and summary.per_emotion == {"anger": 1, "sad": 1}
+    assert (summary.n_repeated, summary.n_conflicting) == (2, 1)
+    assert summary.unreadable == ()
+    data = summary.to_dict()
+    assert (data["n_repeated"], data["n_conflicting"]) == (2, 1)
+    assert data["dropped_labels"] == {"bananas": 1}
+    text = format_summary(summary)
+    assert (
+        "repeated  2 audio file(s) listed more than once: 1 kept once, 1 dropped (labels differ)"
+        in text
+    )
+    assert "dropped   1 labelled outside the emotion set (bananas 1)" in text
