@@ -43,7 +43,7 @@ from esn.pipeline.intervene.label_agnostic import (
     two_pass_conditions,
 )
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
-from esn.pipeline.select.pool import heldout_mask
+from esn.pipeline.select.pool import heldout_mask, pool_audio, shares_audio
 from esn.pipeline.select.run import store_fingerprint
 from esn.provenance import library_versions
 from esn.schemas.neuron_sets import NeuronSets
@@ -84,8 +84,14 @@ class InterveneRequest:
 
 def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: dict[str, Any],
                       *, split: str, per_emotion: int | None, seed: int,
-                      force_overlap: bool, same_store: bool) -> list[int]:
-    """Store indices of the class-balanced test items (sorted)."""
+                      force_overlap: bool, same_store: bool,
+                      pool_paths: frozenset[str]) -> list[int]:
+    """Store indices of the class-balanced test items (sorted).
+
+    A candidate whose id is in the identification pool, or whose audio file is one of
+    ``pool_paths`` (``pool_audio``: the same recording under another id, or in a transfer
+    store), is refused unless ``force_overlap``.
+    """
     ids, emotion = store.metadata("utterance"), store.metadata("emotion")
     splits = store.metadata("split")
     keep = (store.status() == STATUS_DONE) & np.isin(emotion, store.attributes.labels)
@@ -98,9 +104,16 @@ def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: 
     elif split != "all":
         keep &= splits == split
     overlap = sorted(set(ids[keep].tolist()) & pool_ids)
-    if overlap and not force_overlap:
-        raise RequestError(f"{len(overlap)} test item(s) are in the identification pool "
-                           f"(e.g. {overlap[0]}); choose another split or force the overlap")
+    paths = store.metadata("path")
+    shared = np.flatnonzero(keep & ~np.isin(ids, list(pool_ids))
+                            & shares_audio(paths, pool_paths)).tolist()
+    if (overlap or shared) and not force_overlap:
+        found = [f"{len(overlap)} test item(s) are in the identification pool "
+                 f"(e.g. {overlap[0]})"] if overlap else []
+        if shared:
+            found.append(f"{len(shared)} test item(s) share an audio file with the "
+                         f"identification pool (e.g. {ids[shared[0]]}: {paths[shared[0]]})")
+        raise RequestError("; ".join(found) + "; choose another split or force the overlap")
     rng = np.random.default_rng(seed)
     labels = store.attributes.labels
     per = {e: np.flatnonzero(keep & (emotion == e)) for e in labels}
@@ -130,10 +143,11 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
         raise RequestError("transfer needs the same model: "
                            f"{store.attributes.model.id} vs {ident.attributes.model.id}")
     pool_ids = {u for items in sets.pool["item_ids"].values() for u in items}
+    pool_paths = pool_audio(ident.metadata("utterance"), ident.metadata("path"), pool_ids)
     items = choose_test_items(store, pool_ids, dict(sets.pool.get("options", {})),
                               split=request.split, per_emotion=request.per_emotion,
                               seed=request.seed, force_overlap=request.force_overlap,
-                              same_store=request.eval_store is None)
+                              same_store=request.eval_store is None, pool_paths=pool_paths)
     unknown = set(request.label_agnostic) - {UNION, TWO_PASS, MIX}
     if unknown or (request.label_agnostic and request.mode != "steer"):
         raise RequestError(f"label-agnostic strategies are {UNION}, {TWO_PASS} and {MIX}, "

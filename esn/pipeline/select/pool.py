@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from esn.errors import RequestError
+from esn.pipeline.corpora.base import audio_key
 from esn.schemas.store import STATUS_DONE
 
-__all__ = ["PoolOptions", "choose_pool", "heldout_mask"]
+__all__ = ["PoolOptions", "choose_pool", "heldout_mask", "pool_audio", "shares_audio"]
 
 AUTO = "auto"
 
@@ -115,3 +116,19 @@ def _seeded_subset(items: list[str], size: int, seed: int, emotion: str) -> list
         return items
     ranked = sorted(items, key=lambda item: _unit_hash(seed, f"{emotion}\0{item}"))
     return sorted(ranked[:size])
+
+
+def pool_audio(ids: Sequence[str] | np.ndarray, paths: Sequence[str] | np.ndarray,
+               pool_ids: Collection[str]) -> frozenset[str]:
+    """The audio files of the pool's items (as ``audio_key``s), from the identification
+    store's ``utterance`` and ``path`` metadata: the neuron-set file keeps only item ids."""
+    wanted = set(pool_ids)
+    return frozenset(audio_key(str(path)) for item, path in zip(ids, paths, strict=True)
+                     if item in wanted and path)
+
+
+def shares_audio(paths: Sequence[str] | np.ndarray, pool_paths: Collection[str]) -> np.ndarray:
+    """Which of ``paths`` (a store's ``path`` metadata) is an audio file of the pool
+    (``pool_audio``): the same recording, whatever its utterance id or store."""
+    return np.array([bool(path) and audio_key(str(path)) in pool_paths for path in paths],
+                    dtype=bool)
