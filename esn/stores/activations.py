@@ -46,7 +46,6 @@ import datetime
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -58,12 +57,14 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from esn.errors import (
+    OutputRefusedError,
     SchemaError,
     StoreDamagedError,
     StoreExistsError,
     StoreMismatchError,
     StoreNotFoundError,
     StoreValidationError,
+    StoreWriteError,
 )
 from esn.provenance import library_versions
 from esn.schemas.batch import StatsBatch
@@ -146,8 +147,12 @@ def _is_esn_store(fs: fsspec.AbstractFileSystem, path: str) -> bool:
     except FileNotFoundError:
         names = {e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False)}
         return bool(names) and all(n == LEASE_FILE or n.endswith(".partial") for n in names)
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        if not fs.exists(f"{path}/K"):
+            return False  # a foreign Zarr hierarchy or file
+        raise OutputRefusedError(
+            f"{path}/zarr.json cannot be read ({_short(exc)}): a damaged activation store; "
+            "esn does not write into it (repair it, or choose another path)") from exc
     attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
     return isinstance(attrs, dict) and (attrs.get("format") == FORMAT_NAME or CREATING in attrs)
 
@@ -317,11 +322,19 @@ class ActivationStore:
                 store = cls.open(url, mode="r+", storage_options=storage_options)
                 store._check_same_identity(attrs)
                 return store
-            remove_own(url, STORE_OUTPUT, keep=(LEASE_FILE,), storage_options=storage_options)
-        group = _open_group(url, "a", storage_options, attributes={CREATING: True})
-        _create_arrays(group, layout, attrs.labels)
-        _write_corpus_metadata(group, utterances)
-        group.attrs.put(attrs.to_dict())  # last: marks the creation as finished
+        try:
+            if state == "esn":
+                remove_own(url, STORE_OUTPUT, keep=(LEASE_FILE,),
+                           storage_options=storage_options)
+            group = _open_group(url, "a", storage_options, attributes={CREATING: True})
+            _create_arrays(group, layout, attrs.labels)
+            _write_corpus_metadata(group, utterances)
+            group.attrs.put(attrs.to_dict())  # last: marks the creation as finished
+        except OSError as exc:  # a full disk, a read-only file system...
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise StoreWriteError(f"{url}: creating the store failed: {exc.strerror or exc}"
+                                  f"{where}; nothing was committed, so the same command "
+                                  "starts again") from exc
         return cls(group, url)
 
     def _check_same_identity(self, wanted: StoreAttributes) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import fsspec
 
-from esn.errors import StoreLockedError
+from esn.errors import StoreLockedError, StoreWriteError
 from esn.stores.outputs import output_filesystem
 
 __all__ = ["LEASE_FILE", "LeaseHolder", "WriterLease", "read_lease"]
@@ -162,9 +162,14 @@ class WriterLease:
     def acquire(self) -> None:
         """Take the lease, or raise ``StoreLockedError`` naming the holder."""
         mine = LeaseHolder.here(self._command)
-        self._fs.makedirs(self._root, exist_ok=True)
         for _ in range(3):  # a stale lease cleared by us may be re-taken by a racing run
-            if self._create(mine.to_json()):
+            try:
+                self._fs.makedirs(self._root, exist_ok=True)
+                created = self._create(mine.to_json())
+            except OSError as exc:  # a read-only file system, no permission, a full disk
+                raise StoreWriteError(
+                    f"{self.url}: cannot write here ({exc.strerror or exc})") from exc
+            if created:
                 self.holder = mine
                 self._start_renewing()
                 return

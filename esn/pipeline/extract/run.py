@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -163,22 +164,16 @@ def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[st
         if "not a finished esn activation store" in str(exc):
             return  # an interrupted creation of esn's own: create() redoes it
         raise
-    wanted = {"model": request.model.model_id, "labels": list(labels),
-              "batch_size": request.batch_size, "probe": probe.info.to_dict(),
-              "utterances": utterance_digest([u.id for u in utterances])}
-    have = {"model": attrs.model.id, "labels": list(attrs.labels),
-            "batch_size": attrs.batch_size or request.batch_size,
-            "probe": attrs.probe.to_dict(), "utterances": attrs.utterance_digest}
-    differing = []
-    for key in wanted:
-        if key == "probe":
-            differing += [f"probe.{k}: store has {have['probe'].get(k)!r}, asked {v!r}"
-                          for k, v in wanted["probe"].items() if have["probe"].get(k) != v]
-        elif key == "utterances" and wanted[key] != have[key]:
-            differing.append("the utterance list differs (another corpus, filter, limit or "
-                             "order)")
-        elif wanted[key] != have[key]:
-            differing.append(f"{key}: store has {have[key]!r}, asked {wanted[key]!r}")
+    wanted: dict[str, Any] = {"model": request.model.model_id, "labels": list(labels),
+                              "batch_size": request.batch_size}
+    have: dict[str, Any] = {"model": attrs.model.id, "labels": list(attrs.labels),
+                            "batch_size": attrs.batch_size or request.batch_size}
+    wanted.update({f"probe.{k}": v for k, v in probe.info.to_dict().items()})
+    have.update({f"probe.{k}": v for k, v in attrs.probe.to_dict().items()})
+    differing = [f"{key}: store has {have.get(key)!r}, asked {value!r}"
+                 for key, value in wanted.items() if have.get(key) != value]
+    if utterance_digest([u.id for u in utterances]) != attrs.utterance_digest:
+        differing.append("the utterance list differs (another corpus, filter, limit or order)")
     if differing:
         raise StoreMismatchError(
             f"{request.out} was made for another run ({'; '.join(differing)}); refusing to "

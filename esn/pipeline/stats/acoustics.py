@@ -21,6 +21,7 @@ from esn.errors import AudioDecodeError, RequestError
 from esn.pipeline.audio import load_audio
 from esn.schemas.store import STATUS_DONE
 from esn.stores.activations import ActivationStore
+from esn.stores.lease import WriterLease
 
 __all__ = ["ACOUSTICS_GROUP", "DESCRIPTORS", "AcousticsReport", "describe_audio",
            "measure_acoustics", "read_acoustics", "write_acoustics"]
@@ -113,16 +114,26 @@ def measure_acoustics(
     store_url: str, *, overwrite: bool = False, limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     loader: Callable[[str], np.ndarray] | None = None,
+    break_lock: bool = False, say: Callable[[str], None] = lambda _: None,
 ) -> AcousticsReport:
     """Measure every finished utterance that has no descriptors yet, chunk by chunk.
 
     ``limit`` stops after that many new utterances (the rest stay pending for a later call);
     ``overwrite`` discards stored descriptors first. An unreadable (or too short) file gets
-    NaN values and its reason, and counts as done.
+    NaN values and its reason, and counts as done. The store's writer lease is held
+    throughout (``esn.stores.lease``).
     """
+    store = ActivationStore.open(store_url, mode="r+")
+    with WriterLease(store_url, command="esn acoustics", say=say, break_lock=break_lock):
+        return _measure(store, overwrite=overwrite, limit=limit, progress=progress,
+                        loader=loader)
+
+
+def _measure(store: ActivationStore, *, overwrite: bool, limit: int | None,
+             progress: Callable[[int, int], None] | None,
+             loader: Callable[[str], np.ndarray] | None) -> AcousticsReport:
     from librosa.util.exceptions import ParameterError
 
-    store = ActivationStore.open(store_url, mode="r+")
     group = _group(store, overwrite)
     load = loader or (lambda p: load_audio(p, SAMPLE_RATE))
     arrays = {name: cast(zarr.Array, group[name]) for name in (*DESCRIPTORS, "reason", "done")}

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import cast
 
 import numpy as np
-import zarr
 
 from esn.errors import RequestError
 from esn.schemas.store import STATUS_DONE
@@ -71,8 +69,7 @@ def make_grouping(store: ActivationStore, by: str, span: str,
                   groups: Sequence[str] | None = None) -> Grouping:
     """Select the finished utterances and label them; ``groups`` limits (and orders) the groups."""
     labels = group_labels(store, by)
-    t_array = cast(zarr.Array, store.group["T"])   # read directly: small, and no Dask compute
-    t_all = np.asarray(t_array[...], dtype=np.float64)
+    t_all = np.asarray(store.read("T"), dtype=np.float64)  # small, and no Dask compute
     spans = ["audio", "text"]
     if span == "all":
         t = t_all.sum(1)
