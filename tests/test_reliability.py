@@ -295,6 +295,8 @@ def test_a_second_writer_is_refused_and_a_killed_ones_lease_is_cleared(
             assert f"host {socket.gethostname()}, pid {first.pid}" in line
             assert f"since {holder.started}" in line
         assert "is being written" in refused("acoustics", "--store", str(out))
+        code, info, _ = invoke("info", str(out))
+        assert code == 0 and f"writer      host {holder.host}, pid {first.pid}" in info
         assert ActivationStore.open(out).progress().done == 4  # the live run's work is intact
     finally:
         first.send_signal(signal.SIGKILL)
@@ -340,3 +342,19 @@ def test_a_lease_of_a_reused_pid_is_recognised_as_stale(store: Path, corpus: Pat
     code, out, err = invoke(*extract_args(corpus, store))
     assert code == 0, out + err
     assert f"no longer running (host {holder.host}, pid {holder.pid}" in err
+
+
+# -- 5. a resume with another batch size would mix rounding: refused, naming both -----------
+
+
+def test_a_resume_with_another_batch_size_or_probe_names_the_fields(store: Path,
+                                                                    corpus: Path) -> None:
+    args = extract_args(corpus, store)
+    args[args.index("--batch-size") + 1] = "2"
+    line = refused(*args)
+    assert "batch_size: store has 4, asked 2" in line and str(store) in line
+    line = refused(*extract_args(corpus, store, "--option-order", "fixed",
+                                 "--max-new-tokens", "3"))
+    assert "probe.option_order: store has 'random', asked 'fixed'" in line
+    assert "probe.max_new_tokens: store has 20, asked 3" in line
+    assert ActivationStore.open(store).attributes.batch_size == 4

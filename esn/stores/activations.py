@@ -100,7 +100,7 @@ from esn.stores.integrity import (
     required_chunk_keys,
     store_arrays,
 )
-from esn.stores.lease import LEASE_FILE
+from esn.stores.lease import LEASE_FILE, read_lease
 from esn.stores.outputs import OutputKind, claim_output, remove_own
 from esn.stores.validation import ValidationReport, schema_problems
 
@@ -580,6 +580,7 @@ class ActivationStore:
             "bytes": {"raw_written": raw, "stored": stored,
                       "ratio": round(raw / stored, 3) if stored else None},
             "versions": dict(attrs.versions),
+            "writer": _writer_of(self.url),
         }
 
 
@@ -659,6 +660,15 @@ def _array(group: zarr.Group, name: str) -> zarr.Array:
     # Write every chunk, even one equal to the fill value (e.g. all-zero counts): a finished
     # chunk must exist on disk, so a missing file always means a lost write.
     return node.with_config({"write_empty_chunks": True})
+
+
+def _writer_of(url: str) -> dict[str, Any] | None:
+    """The writer lease's holder, as a dict (None when no run writes the store)."""
+    try:
+        holder = read_lease(url)
+    except OSError:
+        return None
+    return None if holder is None else dataclasses.asdict(holder)
 
 
 def _url_of_group(group: zarr.Group) -> str:

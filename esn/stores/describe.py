@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esn.stores.activations import ValidationReport
+from esn.stores.validation import ValidationReport
 
 __all__ = ["format_bytes", "format_info", "format_validation"]
 
@@ -48,6 +48,11 @@ def format_info(info: dict[str, Any]) -> str:
         f"on disk     {format_bytes(nbytes['stored'])} stored for "
         f"{format_bytes(nbytes['raw_written'])} raw ({ratio})",
     ]
+    writer = info.get("writer")
+    if writer:
+        what = f" ({writer['command']})" if writer.get("command") else ""
+        lines.append(f"writer      host {writer['host']}, pid {writer['pid']}{what}, since "
+                     f"{writer['started']}, renewed {writer['renewed']}")
     return "\n".join(lines)
 
 
