@@ -628,7 +628,7 @@ def _create_arrays(group: zarr.Group, layout: StoreLayout, labels: Sequence[str]
             dimension_names=[name], fill_value="" if values.dtype.kind == "U" else 0,
             overwrite=True,
         )
-        arr[...] = values
+        arr.with_config({"write_empty_chunks": True})[...] = values  # even all-fill
     _array(group, "options").attrs["labels"] = list(labels)
 
 
