@@ -122,8 +122,9 @@ def remove_own(
     """Delete esn's own artifact at ``url`` before it is written again.
 
     A folder loses only its ``kind.entries`` (except names in ``keep``, e.g. a writer's
-    lease); anything else in it stays; an empty folder stays as it is. Refuses (``OutputRefusedError``) a path that
-    ``kind`` does not recognise, so a caller cannot delete a user's files by mistake.
+    lease); anything else in it stays, and an empty folder is left as it is. Refuses
+    (``OutputRefusedError``) a path that ``kind`` does not recognise, so a caller cannot
+    delete a user's files by mistake.
     """
     fs, path = output_filesystem(url, storage_options)
     if not fs.exists(path) or (fs.isdir(path) and not fs.ls(path, detail=False)):
@@ -178,7 +179,8 @@ def move_into_place(
     for name in set(last) - set(names):
         if fs.exists(f"{path}/{name}"):
             fs.rm(f"{path}/{name}", recursive=True)
-    fs.rmdir(source)
+    if fs.exists(source):  # (an object store has no empty folders left to remove)
+        fs.rmdir(source)
 
 
 def has_json_marker(file: str, key: str, values: tuple[str, ...]) -> Recogniser:
