@@ -257,7 +257,8 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
 @click.option("--scheduler", default=None, metavar="ADDR",
               help="Dask scheduler address (default: local threads).")
 @click.option("--summary", is_flag=True, help="Also print per-layer counts and overlaps.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing neuron-set file.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a neuron-set file esn wrote (any other file is refused).")
 @library_errors
 def select(store_url: str | None, out: str | None, sets_path: str | None,
            methods: tuple[str, ...], fraction: float, emotions: tuple[str, ...], split: str,
@@ -273,7 +274,7 @@ def select(store_url: str | None, out: str | None, sets_path: str | None,
     """
     from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
     from esn.pipeline.select.describe import format_selection, format_summary
-    from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
+    from esn.stores.neuron_sets import claim_sets_output, read_neuron_sets, write_neuron_sets
 
     if sets_path:
         sets = read_neuron_sets(sets_path)
@@ -291,12 +292,7 @@ def select(store_url: str | None, out: str | None, sets_path: str | None,
         random_draws=random_draws, lape_percentile=lape_percentile, seed=seed,
         scheduler=scheduler,
     )
-    if not overwrite:  # refuse before the pass, not after it
-        import fsspec
-
-        fs, target = fsspec.core.url_to_fs(out)
-        if fs.exists(target):
-            raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
+    claim_sets_output(out, overwrite=overwrite)  # refuse before the pass, not after it
     with _dask_progress():
         sets, _ = select_neurons(store_url, options)
     write_neuron_sets(out, sets, overwrite=overwrite)

@@ -8,19 +8,33 @@ import uuid
 
 import fsspec
 
-from esn.errors import SchemaError, StoreExistsError, StoreNotFoundError
-from esn.schemas.neuron_sets import NeuronSets
+from esn.errors import SchemaError, StoreNotFoundError
+from esn.schemas.neuron_sets import NEURON_SETS_FORMAT, NeuronSets
+from esn.stores.outputs import OutputKind, claim_output, has_json_marker
 
-__all__ = ["read_neuron_sets", "write_neuron_sets"]
+__all__ = ["NEURON_SETS_OUTPUT", "claim_sets_output", "read_neuron_sets", "write_neuron_sets"]
+
+#: A neuron-set file is esn's when it is a JSON object with its ``format``; it is replaced
+#: whole.
+NEURON_SETS_OUTPUT = OutputKind(name="neuron-set file", folder=False,
+                                recognise=has_json_marker("", "format", (NEURON_SETS_FORMAT,)))
+
+
+def claim_sets_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Check, before any work, that a neuron-set file may be written at ``path``: a new
+    path, or (with ``overwrite``) an earlier esn neuron-set file. Anything else there is
+    refused (``OutputRefusedError``; ``StoreExistsError`` for esn's own without
+    ``overwrite``)."""
+    claim_output(path, NEURON_SETS_OUTPUT, overwrite=overwrite)
 
 
 def write_neuron_sets(path: str | os.PathLike[str], sets: NeuronSets, *,
                       overwrite: bool = False) -> None:
-    """Write ``sets`` as JSON: to a temporary name first, renamed into place when complete."""
+    """Write ``sets`` as JSON: to a temporary name first, renamed into place when complete
+    (``claim_sets_output`` says where that is allowed)."""
     url = os.fspath(path)
+    claim_sets_output(url, overwrite=overwrite)
     fs, target = fsspec.core.url_to_fs(url)
-    if fs.exists(target) and not overwrite:
-        raise StoreExistsError(f"{url} exists; pass overwrite to replace it")
     parent = os.path.dirname(target)
     if parent:
         fs.makedirs(parent, exist_ok=True)
