@@ -355,7 +355,8 @@ def _dask_progress():  # noqa: ANN202 - a context manager
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force-overlap", is_flag=True,
               help="Allow test items that are in the identification pool.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing results folder.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a results folder esn wrote (any other path is refused).")
 @library_errors
 def intervene(store_url: str | None, sets_path: str | None, out: str, summary: bool,
               mode: str, alphas: tuple[float, ...],
@@ -375,7 +376,7 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
     from pathlib import Path
 
     from esn.pipeline.intervene.describe import format_results
-    from esn.pipeline.intervene.run import InterveneRequest
+    from esn.pipeline.intervene.run import InterveneRequest, claim_results_output
     from esn.pipeline.intervene.run import intervene as run_intervene
     from esn.pipeline.models import LoadOptions
     from esn.stores import ActivationStore
@@ -424,6 +425,7 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
 @click.option("--out", required=True, metavar="STATS", help="Zarr dataset to write.")
 @click.option("--csv", "csv_path", default=None, metavar="FILE",
               help="Also write the top neurons per group as a tidy CSV.")
+    claim_results_output(out, overwrite=overwrite)  # before the store or a model is opened
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Neurons per group in the summary and the CSV.")
 @click.option("--covariates", is_flag=True,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from esn.errors import RequestError, StoreExistsError
+from esn.errors import RequestError
 from esn.pipeline.intervene.conditions import (
     BASELINE,
     MIX,
@@ -50,11 +50,35 @@ from esn.schemas.neuron_sets import NeuronSets
 from esn.schemas.store import STATUS_DONE
 from esn.stores.activations import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
+from esn.stores.outputs import (
+    OutputKind,
+    OutputState,
+    claim_output,
+    has_zarr_format,
+    remove_own,
+)
 
-__all__ = ["InterveneRequest", "choose_test_items", "intervene"]
+__all__ = ["RESULTS_OUTPUT", "InterveneRequest", "choose_test_items", "claim_results_output",
+           "intervene"]
 
 RESULTS_FORMAT = "esn-intervention-results"
 RESULTS_VERSION = 1
+#: A results folder is esn's when its ``results.zarr`` has the results format; overwrite
+#: removes what ``intervene`` writes (and the demo's ``checks.json``), nothing else.
+RESULTS_OUTPUT = OutputKind(
+    name="results folder", folder=True,
+    recognise=has_zarr_format("results.zarr", (RESULTS_FORMAT,)),
+    entries=("results.zarr", "neuron_sets.json", "answers.csv", "summary.json", "checks.json",
+             "neuron_sets.json.*.partial", "summary.json.*.partial"),
+)
+
+
+def claim_results_output(out: str | os.PathLike[str], *, overwrite: bool = False) -> OutputState:
+    """Check, before any work, that ``intervene`` may write its results folder at ``out``:
+    new, empty or (with ``overwrite``) an earlier esn results folder. Anything else is
+    refused (``OutputRefusedError``; ``StoreExistsError`` for esn's own without
+    ``overwrite``)."""
+    return claim_output(out, RESULTS_OUTPUT, overwrite=overwrite)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,10 +153,12 @@ def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: 
 
 def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
               progress: Callable[[int, int], None] | None = None) -> Path:
-    """Run the sweep and write the results folder; returns its path."""
+    """Run the sweep and write the results folder; returns its path.
+
+    ``request.out`` must be a new path, an empty folder or (with ``overwrite``) an earlier
+    results folder, checked before anything runs; a user's file inside survives."""
     out = Path(request.out)
-    if out.exists() and not request.overwrite:
-        raise StoreExistsError(f"{out} exists; pass overwrite to replace it")
+    state = claim_results_output(out, overwrite=request.overwrite)
     sets = read_neuron_sets(request.sets)
     ident = ActivationStore.open(request.store)
     if sets.store.get("fingerprint") != store_fingerprint(ident):
@@ -178,9 +204,13 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
     ds = results_dataset(store, items, conditions, answers, request)
     summary = summarize(ds, n_boot=request.n_boot, seed=request.seed)
     summary["context"] = results_context(request, sets, ident, store, items)
+    if state == "esn":
+        remove_own(out, RESULTS_OUTPUT)
     out.mkdir(parents=True, exist_ok=True)
-    write_neuron_sets(out / "neuron_sets.json", sets, overwrite=True)
+    # results.zarr first: its format attribute marks the folder as esn's from then on;
+    # summary.json last, renamed into place: a folder with one is complete.
     ds.to_zarr(out / "results.zarr", mode="w", zarr_format=3, consolidated=False)
+    write_neuron_sets(out / "neuron_sets.json", sets)
     ds[["raw", "parsed", "correct", "engine"]].to_dataframe().reset_index().to_csv(
         out / "answers.csv", index=False)
     tmp = out / f"summary.json.{os.getpid()}.partial"
