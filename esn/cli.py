@@ -389,6 +389,7 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
     strengths = alphas if mode == "steer" else fractions
     if (alphas and mode == "deactivate") or (fractions and mode == "steer"):
         raise click.UsageError("--alpha is for --mode steer, --fraction for --mode deactivate")
+    claim_results_output(out, overwrite=overwrite)  # before the store or a model is opened
     model_id = ActivationStore.open(eval_store or store_url).attributes.model.id
     folder = run_intervene(InterveneRequest(
         store=store_url, sets=sets_path, out=out, mode=mode, strengths=strengths or None,
@@ -425,7 +426,6 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
 @click.option("--out", required=True, metavar="STATS", help="Zarr dataset to write.")
 @click.option("--csv", "csv_path", default=None, metavar="FILE",
               help="Also write the top neurons per group as a tidy CSV.")
-    claim_results_output(out, overwrite=overwrite)  # before the store or a model is opened
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Neurons per group in the summary and the CSV.")
 @click.option("--covariates", is_flag=True,
