@@ -434,7 +434,8 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
 @click.option("--spearman", is_flag=True,
               help="With --covariates, also Spearman correlations (one pass per neuron "
                    "block, as --test rank).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing STATS dataset.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a STATS dataset esn wrote (any other path is refused).")
 @library_errors
 def stats(store_url: str, by: str, test: str, within: str | None, groups: str | None,
           measure: str, span: str, correction: str, scheduler: str | None, out: str,
@@ -448,13 +449,13 @@ def stats(store_url: str, by: str, test: str, within: str | None, groups: str | 
             --out runs/omni-iemocap.stats.zarr --csv runs/top.csv --top 20
     """
     from esn.pipeline.stats import StatsOptions, compute_stats, format_top, top_neurons, write_stats
+    from esn.pipeline.stats.run import claim_stats_output
 
     options = StatsOptions(by=by, test=test, within=within, groups=_split_list([groups or ""]),
                            measure=measure, span=span, correction=correction,
                            scheduler=scheduler, covariates=covariates,
                            spearman=spearman)
-    if Path(out).exists() and not overwrite:  # refuse before the pass, not after it
-        raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
+    claim_stats_output(out, overwrite=overwrite)  # refuse before the pass, not after it
     with _dask_progress():
         result = compute_stats(store_url, options)
     write_stats(result, out, overwrite=overwrite)

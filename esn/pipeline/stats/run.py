@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from esn.errors import RequestError, SchemaError, StoreExistsError
+from esn.errors import OutputRefusedError, RequestError, SchemaError
 from esn.pipeline.dask_compute import Compute, dask_computer
 from esn.pipeline.select.run import store_fingerprint
 from esn.pipeline.stats.correction import CORRECTIONS, adjust
@@ -33,7 +32,7 @@ from esn.pipeline.stats.covariates import (
     covariate_sums,
     spearman_block,
 )
-from esn.pipeline.stats.groups import Grouping, make_grouping
+from esn.pipeline.stats.groups import GROUPING_VARIABLES, Grouping, make_grouping
 from esn.pipeline.stats.measures import MEASURES, as_dask, utterance_values
 from esn.pipeline.stats.rank import (
     DEFAULT_BLOCK_BYTES,
@@ -44,12 +43,29 @@ from esn.pipeline.stats.rank import (
 from esn.pipeline.stats.welch import build_moments, centre_cells, welch_from_moments
 from esn.provenance import library_versions
 from esn.stores.activations import ActivationStore
+from esn.stores.outputs import (
+    OutputKind,
+    claim_output,
+    has_zarr_format,
+    move_into_place,
+    remove_own,
+)
 
-__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "StatsOptions", "StatsPlan", "build_stats",
-           "compute_stats", "format_top", "read_stats", "top_neurons", "write_stats"]
+__all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "STATS_OUTPUT", "StatsOptions", "StatsPlan",
+           "build_stats", "claim_stats_output", "compute_stats", "format_top", "read_stats",
+           "top_neurons", "write_stats"]
 
 FORMAT_NAME = "esn-stats"
 SCHEMA_VERSION = 1
+#: A stats dataset is esn's when its Zarr group has the ``esn-stats`` format; its entries
+#: are ``zarr.json`` and the arrays ``compute_stats`` can write (``move_into_place`` checks
+#: that every array written is one of them).
+STATS_OUTPUT = OutputKind(
+    name="stats dataset", folder=True, recognise=has_zarr_format("", (FORMAT_NAME,)),
+    entries=("zarr.json", "layer", "neuron", *GROUPING_VARIABLES, "diff", "effect", "t", "u",
+             "df", "p_value", "q_value", "n", "n_rest", "n_covariate", "covariate*",
+             "partial_*"),
+)
 TESTS: tuple[str, ...] = ("welch", "rank")
 
 
@@ -266,21 +282,36 @@ def _add_covariates(ds: xr.Dataset, design: CovariateDesign, sums: dict[str, np.
     ds.coords["covariate"] = np.array(design.names, dtype=object)
 
 
+def claim_stats_output(out: str, *, overwrite: bool = False) -> None:
+    """Check, before any pass, that ``write_stats`` may write ``out``: a new path, an empty
+    folder or (with ``overwrite``) an earlier esn stats dataset, and that its
+    ``out.partial`` sibling is free or an interrupted run's. Anything else is refused
+    (``OutputRefusedError``; ``StoreExistsError`` for esn's own without ``overwrite``)."""
+    claim_output(out, STATS_OUTPUT, overwrite=overwrite)
+    claim_output(_partial(Path(out)), STATS_OUTPUT, overwrite=True)
+
+
 def write_stats(ds: xr.Dataset, out: str, *, overwrite: bool = False) -> None:
-    """Write ``ds`` as Zarr v3: to ``out.partial`` first, renamed into place at the end."""
+    """Write ``ds`` as Zarr v3: to ``out.partial`` first, moved into place at the end (an
+    earlier dataset loses only its own arrays; see ``claim_stats_output``)."""
+    claim_stats_output(out, overwrite=overwrite)
     target = Path(out)
-    if target.exists() and not overwrite:
-        raise StoreExistsError(f"{out} exists; pass overwrite to replace it")
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = _partial(target)
+    remove_own(partial, STATS_OUTPUT)  # an interrupted run's
+    if partial.exists():
+        if any(partial.iterdir()):
+            raise OutputRefusedError(f"{partial} holds files esn did not write; remove them")
+        partial.rmdir()
     by = ds.attrs["options"]["by"]
     strings = [c for c in (by, "covariate") if c in ds.coords]
     ds = ds.assign_coords({c: np.array(ds[c].values.tolist(), dtype=object)  # vlen str
                            for c in strings})
     ds.to_zarr(partial, mode="w", zarr_format=3, consolidated=False)
-    if target.exists():
-        shutil.rmtree(target)
-    partial.rename(target)
+    move_into_place(partial, target, STATS_OUTPUT, last=("zarr.json",))
+
+
+def _partial(target: Path) -> Path:
+    return target.with_name(target.name + ".partial")
 
 
 def read_stats(path: str) -> xr.Dataset:
