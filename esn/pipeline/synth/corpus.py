@@ -15,7 +15,7 @@ import csv
 import dataclasses
 import json
 import shutil
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from esn.errors import RequestError, StoreExistsError
+from esn.errors import RequestError
 from esn.pipeline.synth.voice import (
     EMOTION_PROFILES,
     SAMPLE_RATE,
@@ -32,8 +32,10 @@ from esn.pipeline.synth.voice import (
     make_speakers,
     render,
 )
+from esn.stores.outputs import OutputKind, claim_output, has_json_marker, move_into_place
 
-__all__ = ["MANIFEST_COLUMNS", "SYNTH_FORMAT", "SYNTH_VERSION", "read_settings", "synthesize"]
+__all__ = ["MANIFEST_COLUMNS", "SYNTH_FORMAT", "SYNTH_OUTPUT", "SYNTH_VERSION", "read_settings",
+           "synthesize"]
 
 SYNTH_FORMAT = "esn-synth"
 #: Bumped whenever the same settings would give other audio.
@@ -43,6 +45,11 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "path", "label", "speaker", "split", "group", "seed",
     *(field.name for field in dataclasses.fields(ClipParams)),
 )
+#: A synth corpus is esn's when its ``synth.json`` has the synth format; overwrite removes
+#: its clips (``spkS_EMOTION_III.wav``), ``manifest.csv`` and ``synth.json``, nothing else.
+SYNTH_OUTPUT = OutputKind(name="synth corpus", folder=True,
+                          recognise=has_json_marker(SETTINGS_FILE, "format", (SYNTH_FORMAT,)),
+                          entries=("spk*_*_*.wav", "manifest.csv", SETTINGS_FILE))
 
 
 def synthesize(
@@ -64,15 +71,19 @@ def synthesize(
     emotion and index, so the same settings give byte-identical files and a larger corpus
     contains a smaller one. ``jitter`` scales the per-clip parameter spread.
 
-    Raises ``RequestError`` for bad settings or when ``out`` is a non-empty folder that is
-    not a synth corpus, and ``StoreExistsError`` when it is one and ``overwrite`` is false.
+    Raises ``RequestError`` for bad settings, ``OutputRefusedError`` when ``out`` exists
+    and is neither an empty folder nor a synth corpus, and ``StoreExistsError`` when it is
+    one and ``overwrite`` is false; with ``overwrite`` the corpus's own files are replaced
+    and other files in the folder stay.
     """
     settings = _check_settings(per_emotion_per_speaker, speakers, emotions, test_every, jitter)
     target = Path(out).expanduser()
-    _check_target(target, overwrite)
+    claim_output(target, SYNTH_OUTPUT, overwrite=overwrite)
     voices = make_speakers(speakers)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # Not mkdtemp: its owner-only mode would stay with the corpus after the rename.
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         rows = []
         for s, voice in enumerate(voices):
@@ -101,9 +112,7 @@ def synthesize(
             "profiles": {e: dataclasses.asdict(EMOTION_PROFILES[e]) for e in emotions},
         }
         (staging / SETTINGS_FILE).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        move_into_place(staging, target, SYNTH_OUTPUT, last=(SETTINGS_FILE,))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -139,22 +148,6 @@ def _check_settings(per_emotion_per_speaker: int, speakers: int, emotions: Seque
         raise RequestError(f"jitter must be in 0..3, got {jitter}")
     return {"per_emotion_per_speaker": per_emotion_per_speaker, "n_speakers": speakers,
             "emotions": list(emotions), "test_every": test_every, "jitter": jitter}
-
-
-def _check_target(target: Path, overwrite: bool) -> None:
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise RequestError(f"{target} exists and is not a folder")
-    if not any(target.iterdir()):
-        return
-    if not (target / SETTINGS_FILE).is_file():
-        raise RequestError(
-            f"{target} is a non-empty folder that is not a synth corpus (no {SETTINGS_FILE}); "
-            f"refusing to write into it: choose an empty or new folder"
-        )
-    if not overwrite:
-        raise StoreExistsError(f"{target} already holds a synth corpus (use overwrite)")
 
 
 def _fmt(value: float) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from esn.errors import RequestError, StoreExistsError
+from esn.errors import OutputRefusedError, RequestError, StoreExistsError
 from esn.pipeline.corpora.spec import load_corpus
 from esn.pipeline.synth import EMOTION_PROFILES, MANIFEST_COLUMNS, read_settings, synthesize
 
@@ -87,7 +87,7 @@ def test_refuses_foreign_folders_and_needs_overwrite_for_its_own(tmp_path: Path)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(RequestError, match="not a synth corpus"):
+    with pytest.raises(OutputRefusedError, match="not an esn synth corpus"):
         synthesize(foreign, per_emotion_per_speaker=1, speakers=1, overwrite=True)
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
     (tmp_path / "empty").mkdir()
