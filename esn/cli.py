@@ -655,7 +655,8 @@ def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int) -> None
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True,
-              help="Replace files in DIR that esn did not write (an esn report is rebuilt).")
+              help="Accepted for symmetry: an earlier esn report in DIR is always rebuilt, "
+                   "and any other non-empty DIR is refused.")
 @library_errors
 def report(results: tuple[str, ...], out: str, title: str | None, n_boot: int,
            seed: int, overwrite: bool) -> None:

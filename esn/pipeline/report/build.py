@@ -50,7 +50,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from esn.errors import RequestError, StoreExistsError
+from esn.errors import RequestError
 from esn.pipeline.report.bars import bars_figure
 from esn.pipeline.report.curves import curve_figure
 from esn.pipeline.report.effects import LEVEL, resample
@@ -62,12 +62,22 @@ from esn.pipeline.report.summary import study_numbers, transfer_numbers
 from esn.pipeline.report.transfer import transfer_figure
 from esn.pipeline.report.verdict import FACTOR, RULE
 from esn.provenance import library_versions
+from esn.stores.outputs import OutputKind, claim_output, has_json_marker
 
-__all__ = ["REPORT_FORMAT", "REPORT_VERSION", "build_report"]
+__all__ = ["REPORT_FORMAT", "REPORT_OUTPUT", "REPORT_VERSION", "build_report"]
 
 REPORT_FORMAT = "esn-report"
 REPORT_VERSION = 1
 FIGURES = "figures"
+#: A report folder is esn's when its ``summary.json`` has the report format; a rebuild
+#: replaces ``report.html``, ``summary.json`` and ``figures/`` (and its own temporary
+#: names), nothing else.
+REPORT_OUTPUT = OutputKind(
+    name="report", folder=True,
+    recognise=has_json_marker("summary.json", "format", (REPORT_FORMAT,)),
+    entries=("report.html", "summary.json", FIGURES, "report.html.*.partial",
+             "summary.json.*.partial", f"{FIGURES}.*.partial"),
+)
 
 
 class _Figures:
@@ -164,15 +174,16 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     """Write ``report.html``, ``figures/*.png`` and ``summary.json`` into ``out`` from the
     results folders of ``esn intervene``; returns the HTML path.
 
-    An earlier esn report in ``out`` is replaced (it is remade from the results); other
-    files of those names are replaced only with ``overwrite``, and ``out`` may not be a
-    results folder."""
+    ``out`` is a new path, an empty folder or an earlier esn report, which is remade from
+    the results (other files in it stay; ``overwrite`` is accepted, as by every writer, but
+    an esn report needs none). Anything else is refused (``OutputRefusedError``), checked
+    before any results are read."""
     if not results:
         raise RequestError("no results folders given")
     if n_boot < 1:
         raise RequestError(f"n_boot must be at least 1, got {n_boot}")
     out = Path(out)
-    _check_out(out, overwrite)
+    _check_out(out)
     paths = [Path(p) for p in results]
     repeated = {p for p in paths if paths.count(p) > 1}
     if repeated:
@@ -215,21 +226,10 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
     return out / "report.html"
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path) -> None:
     if (out / "results.zarr").exists():
         raise RequestError(f"{out} is a results folder; write the report elsewhere")
-    if overwrite:
-        return
-    summary = out / "summary.json"
-    try:
-        ours = json.loads(summary.read_text()).get("format") == REPORT_FORMAT
-    except FileNotFoundError:
-        ours = not (out / "report.html").exists()
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if not ours:
-        raise StoreExistsError(f"{out} holds a summary.json or report.html that esn report "
-                               "did not write; pass overwrite to replace them")
+    claim_output(out, REPORT_OUTPUT, resume=True)  # an esn report is always remade
 
 
 def _write(out: Path, summary: dict[str, Any], page: str, images: dict[str, bytes]) -> None:

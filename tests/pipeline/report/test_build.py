@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from esn.errors import RequestError, StoreExistsError
+from esn.errors import OutputRefusedError, RequestError
 from esn.pipeline.report import build_report
 from tests.pipeline.report.conftest import BIG, CHECKS, N_BOOT, SMALL
 
@@ -428,9 +428,10 @@ def test_a_report_is_remade_in_place_but_nothing_else_is_replaced(chain, tmp_pat
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "summary.json").write_text('{"mine": 1}')
-    with pytest.raises(StoreExistsError, match="overwrite"):
-        build_report([chain["b"]], foreign, n_boot=10)
+    for overwrite in (False, True):  # a folder esn did not write is never written into
+        with pytest.raises(OutputRefusedError, match="not an esn report"):
+            build_report([chain["b"]], foreign, n_boot=10, overwrite=overwrite)
+    assert [p.name for p in foreign.iterdir()] == ["summary.json"]
     assert (foreign / "summary.json").read_text() == '{"mine": 1}'
-    build_report([chain["b"]], foreign, n_boot=10, overwrite=True)
     with pytest.raises(RequestError, match="is a results folder"):
         build_report([chain["b"]], chain["b"], n_boot=10, overwrite=True)
