@@ -585,7 +585,9 @@ def organism() -> None:
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None)
 @click.option("--trainable", type=click.Choice(["mlp", "decoder"]), default=None,
               help="Train only the decoder MLPs (shipped) or the whole decoder.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier organism in DIR.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the weights and record of an earlier organism in DIR (any other "
+                   "path is refused).")
 @library_errors
 def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int | None,
                    encoder_epochs: int | None, lr: float | None, weight_decay: float | None,

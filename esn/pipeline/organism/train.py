@@ -19,8 +19,8 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,11 +48,36 @@ from esn.pipeline.organism.model import (
     organism_revision,
 )
 from esn.pipeline.probe import Probe
+from esn.pipeline.synth.corpus import SYNTH_OUTPUT, read_settings, synthesize
 from esn.schemas.store import ModelInfo
+from esn.stores.outputs import OutputKind, claim_output, has_json_marker, move_into_place
 
-__all__ = ["TrainSettings", "evaluate", "mlp_zeroed", "retrain_shipped", "train_organism"]
+__all__ = ["ORGANISM_OUTPUT", "TRAINING_OUTPUT", "TrainSettings", "evaluate", "mlp_zeroed",
+           "retrain_shipped", "train_organism"]
 
 LABELS: tuple[str, ...] = ("anger", "happy", "neutral", "sad", "surprise")
+ORGANISM_FORMAT = "esn-organism"
+CORPUS_DIR, ORGANISM_DIR = "corpus", "organism"
+#: An organism folder is esn's when its ``organism.json`` has the organism format;
+#: overwrite replaces the weights and the record, nothing else.
+ORGANISM_OUTPUT = OutputKind(
+    name="organism", folder=True,
+    recognise=has_json_marker(RECORD_FILE, "format", (ORGANISM_FORMAT,)),
+    entries=(WEIGHTS_FILE, RECORD_FILE),
+)
+
+
+def _is_training_folder(fs: Any, path: str) -> bool:
+    return (ORGANISM_OUTPUT.recognise(fs, f"{path}/{ORGANISM_DIR}")
+            or SYNTH_OUTPUT.recognise(fs, f"{path}/{CORPUS_DIR}"))
+
+
+#: The folder of ``esn organism train`` (``retrain_shipped``): esn's when its
+#: ``organism/`` or its ``corpus/`` is; each is then claimed as what it is.
+TRAINING_OUTPUT = OutputKind(
+    name="organism training folder", folder=True, recognise=_is_training_folder,
+    entries=(CORPUS_DIR, ORGANISM_DIR, f".{CORPUS_DIR}.*", f".{ORGANISM_DIR}.*"),
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,11 +106,13 @@ def train_organism(manifest: str | Path, out: str | Path, *, seed: int = 0,
     accuracy on the ``test`` split through the real probe path, the same with every decoder
     MLP gate activation zeroed, per-class recall, and timings.
 
-    Raises ``StoreExistsError`` when ``out`` holds files and ``overwrite`` is false.
+    ``out`` must be new, empty or (with ``overwrite``) an earlier organism, whose weights
+    and record are then replaced (other files stay); checked before training. Raises
+    ``OutputRefusedError`` for anything else and ``StoreExistsError`` for an organism
+    without ``overwrite``.
     """
     target = Path(out).expanduser()
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise StoreExistsError(f"{target} is not empty (use overwrite)")
+    claim_output(target, ORGANISM_OUTPUT, overwrite=overwrite)
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -104,29 +131,53 @@ def retrain_shipped(out: str | Path, *, manifest: str | Path | None = None,
                     ) -> tuple[dict[str, Any], bool]:
     """Train as the shipped ``esn-organism`` was (its recorded settings and seed, changed by
     ``overrides`` and ``seed``) into ``out/organism``. Without ``manifest`` the shipped
-    organism's corpus is synthesized into ``out/corpus`` first (reused if there). Returns the
-    metrics and whether the weights equal the shipped ones."""
-    from esn.pipeline.synth import synthesize
+    organism's corpus is synthesized into ``out/corpus`` first (reused if there, with the
+    shipped settings). Returns the metrics and whether the weights equal the shipped ones.
 
+    ``out`` must be new, empty or a folder this function wrote (``TRAINING_OUTPUT``), and
+    each of its ``organism/`` and ``corpus/`` new or esn's own, all checked before
+    anything is synthesized or trained; ``overwrite`` replaces an earlier organism (and a
+    corpus synthesized with other settings), never other files."""
     shipped = organism_record()
+    root = Path(out).expanduser()
+    corpus, synth = root / CORPUS_DIR, shipped["corpus"]["synth"]
+    claim_output(root, TRAINING_OUTPUT, resume=True)
+    found = claim_output(corpus, SYNTH_OUTPUT, resume=True) if manifest is None else None
+    claim_output(root / ORGANISM_DIR, ORGANISM_OUTPUT, overwrite=overwrite)
+    if found is not None and _needs_corpus(corpus, found == "esn", synth, overwrite):
+        say(f"synthesizing the shipped organism's corpus into {corpus}")
+        synthesize(corpus, per_emotion_per_speaker=synth["per_emotion_per_speaker"],
+                   speakers=synth["n_speakers"], seed=synth["seed"],
+                   emotions=synth["emotions"], test_every=synth["test_every"],
+                   jitter=synth["jitter"], overwrite=overwrite)
     if manifest is None:
-        corpus = Path(out) / "corpus"
-        synth = shipped["corpus"]["synth"]
-        if not (corpus / "manifest.csv").exists():
-            say(f"synthesizing the shipped organism's corpus into {corpus}")
-            synthesize(corpus, per_emotion_per_speaker=synth["per_emotion_per_speaker"],
-                       speakers=synth["n_speakers"], seed=synth["seed"],
-                       emotions=synth["emotions"], test_every=synth["test_every"],
-                       jitter=synth["jitter"])
         manifest = corpus / "manifest.csv"
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     settings = TrainSettings(**{k: v for k, v in shipped["training"].items() if k in names})
     settings = dataclasses.replace(settings, **dict(overrides or {}))
     chosen_seed = int(shipped["training"]["seed"]) if seed is None else seed
     say(f"training on {manifest} with {settings}, seed {chosen_seed}")
-    metrics = train_organism(manifest, Path(out) / "organism", seed=chosen_seed,
+    metrics = train_organism(manifest, root / ORGANISM_DIR, seed=chosen_seed,
                              settings=settings, overwrite=overwrite)
-    return metrics, organism_revision(Path(out) / "organism") == organism_revision()
+    return metrics, organism_revision(root / ORGANISM_DIR) == organism_revision()
+
+
+def _needs_corpus(corpus: Path, exists: bool, synth: Mapping[str, Any],
+                  overwrite: bool) -> bool:
+    """Whether the shipped organism's corpus must be synthesized into ``corpus``: there is
+    none, or (with ``overwrite``) a synth corpus of other settings."""
+    if not exists:
+        return True
+    keys = ("version", "seed", "per_emotion_per_speaker", "n_speakers", "emotions",
+            "test_every", "jitter")
+    found = read_settings(corpus)
+    differ = [k for k in keys if found.get(k) != synth.get(k)]
+    if differ and not overwrite:
+        raise StoreExistsError(
+            f"{corpus} holds a synth corpus with other settings than the shipped organism's "
+            f"({differ[0]} {found.get(differ[0])!r}, shipped {synth.get(differ[0])!r}); "
+            "pass overwrite (--overwrite) to synthesize it again")
+    return bool(differ)
 
 
 def _train(manifest: Path, target: Path, seed: int, settings: TrainSettings,
@@ -147,13 +198,15 @@ def _train(manifest: Path, target: Path, seed: int, settings: TrainSettings,
     losses = _train_decoder(model, data, embeds, train, digits, settings, generator)
     trained = time.perf_counter()
 
-    with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) \
-            as tmp:
-        staging = Path(tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Not mkdtemp: its owner-only mode would stay with the folder after the rename.
+    staging = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
         _save_weights(model, staging / WEIGHTS_FILE)
         # Metrics of the saved (float16) weights through the real probe path.
         record: dict[str, Any] = {
-            "format": "esn-organism", "version": 1, "model_id": ORGANISM_ID,
+            "format": ORGANISM_FORMAT, "version": 1, "model_id": ORGANISM_ID,
             "architecture": "Qwen2_5OmniThinkerForConditionalGeneration",
             "text_config": ORGANISM_TEXT, "audio_config": ORGANISM_AUDIO,
             "probe": {"labels": list(probe.labels), **probe.info.to_dict()},
@@ -180,9 +233,9 @@ def _train(manifest: Path, target: Path, seed: int, settings: TrainSettings,
             "seconds_train": round(trained - prepared, 1),
         }
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
-        target.mkdir(parents=True, exist_ok=True)
-        for name in (WEIGHTS_FILE, RECORD_FILE):
-            shutil.copyfile(staging / name, target / name)
+        move_into_place(staging, target, ORGANISM_OUTPUT, last=(RECORD_FILE,))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dict(record["metrics"])
 
 
@@ -340,12 +393,13 @@ def mlp_zeroed(adapter: ModelAdapter) -> Iterator[None]:
 
 
 def _save_weights(model: nn.Module, path: Path) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
              if not k.startswith("model.visual.")}
-    # One metadata key: safetensors writes the metadata map in no fixed order.
-    save_file(state, str(path), metadata={"format": "pt"})
+    # One metadata key: safetensors writes the metadata map in no fixed order. Bytes, not
+    # save_file, whose owner-only file mode would stay with the file after the rename.
+    path.write_bytes(save(state, metadata={"format": "pt"}))
 
 
 def _synth_settings(manifest: Path) -> dict[str, Any] | None:
