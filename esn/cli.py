@@ -621,7 +621,8 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
 
 @main.command()
 @click.option("--out", default="esn-demo", show_default=True, metavar="DIR",
-              help="Folder for every step's output; an interrupted demo resumes here.")
+              help="Folder for every step's output; an interrupted demo resumes here (a "
+                   "folder of other files is refused).")
 @click.option("--per-emotion-per-speaker", type=click.IntRange(min=4), default=12,
               show_default=True, help="Size of the synthetic corpus (4 speakers).")
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True,

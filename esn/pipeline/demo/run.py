@@ -3,6 +3,8 @@
 One folder holds every step's output, so an interrupted demo resumes where it stopped
 (a finished step is recognised by its output and skipped; extraction resumes its store):
 
+    demo.json                 written first: marks the folder as a demo's (format
+                              ``esn-demo``), with the options of the run that began it
     corpus/                   synthetic emotional speech (``esn synth``, the organism's
                               training settings, another seed), speaker groups a, b
     models/planted/           the positive control, saved as a checkpoint directory
@@ -27,15 +29,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
+import fnmatch
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import xarray as xr
 
+import esn
 from esn.errors import RequestError
 from esn.pipeline.demo.planted import plant, planted_neurons
 from esn.pipeline.extract import ExtractRequest, extract
@@ -46,10 +53,12 @@ from esn.pipeline.intervene.run import InterveneRequest, intervene
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.organism.model import organism_record
 from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
+from esn.pipeline.synth.corpus import SYNTH_OUTPUT
 from esn.stores.activations import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
+from esn.stores.outputs import OutputKind, claim_output, has_json_marker
 
-__all__ = ["DEMO_LABELS", "DemoOptions", "run_demo"]
+__all__ = ["DEMO_LABELS", "DEMO_OUTPUT", "DemoOptions", "run_demo"]
 
 DEMO_LABELS = ("anger", "happy", "neutral", "sad", "surprise")
 ORGANISM, PLANTED = "organism", "planted"
@@ -57,6 +66,29 @@ METHODS = ("lap", "lape", "mad", "conact", "rnd")
 GROUPS = ("a", "b")
 
 Say = Callable[[str], None]
+
+DEMO_FORMAT = "esn-demo"
+DEMO_FILE = "demo.json"
+_has_marker = has_json_marker(DEMO_FILE, "format", (DEMO_FORMAT,))
+
+
+def _is_demo(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    """A demo folder: its ``demo.json`` says so; or, from before ``demo.json`` existed, it
+    holds nothing but the demo's own entries and its ``corpus/`` is an esn synth corpus."""
+    if _has_marker(fs, path):
+        return True
+    names = [e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False)]
+    return SYNTH_OUTPUT.recognise(fs, f"{path}/corpus") and all(
+        any(fnmatch.fnmatchcase(n, p) for p in DEMO_OUTPUT.entries) for n in names)
+
+
+#: What the demo writes into its folder (the corpus's staging name included); see the
+#: module docstring.
+DEMO_OUTPUT = OutputKind(
+    name="demo folder", folder=True, recognise=_is_demo,
+    entries=(DEMO_FILE, f"{DEMO_FILE}.*.partial", "corpus", ".corpus.*", "models", "stores",
+             "sets", "results", "report"),
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -91,11 +123,16 @@ class DemoOptions:
 
 
 def run_demo(options: DemoOptions, *, say: Say = print) -> Path:
-    """Run (or resume) the demo in ``options.out``; returns the report's HTML path."""
+    """Run (or resume) the demo in ``options.out``; returns the report's HTML path.
+
+    ``options.out`` must be new, an empty folder or a demo folder (``DEMO_OUTPUT``), which
+    is resumed; anything else is refused (``OutputRefusedError``) before any work."""
     from esn.pipeline.report import build_report
     from esn.pipeline.synth import synthesize
 
     out = Path(options.out)
+    claim_output(out, DEMO_OUTPUT, resume=True)
+    _mark(out, options)
     started = time.perf_counter()
 
     def step(message: str) -> None:
@@ -131,6 +168,21 @@ def run_demo(options: DemoOptions, *, say: Say = print) -> Path:
                         n_boot=options.n_boot, seed=options.seed)
     step(f"done: {html}")
     return html
+
+
+def _mark(out: Path, options: DemoOptions) -> None:
+    """Write ``demo.json`` (once, before anything else), renamed into place."""
+    if (out / DEMO_FILE).exists():
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": DEMO_FORMAT, "version": 1, "esn_version": esn.__version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "options": {**dataclasses.asdict(options), "out": str(options.out)},
+    }
+    tmp = out / f"{DEMO_FILE}.{os.getpid()}.partial"
+    tmp.write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    tmp.replace(out / DEMO_FILE)
 
 
 def split_speaker_groups(manifest: Path) -> dict[str, Path]:
