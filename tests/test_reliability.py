@@ -121,6 +121,16 @@ def test_a_deleted_emotion_chunk_stops_readers_and_fails_validate(store: Path,
         assert "committed chunk emotion/c/2 is missing" in refused(*args)
 
 
+def test_a_deleted_status_chunk_is_noticed_through_the_commit_log(store: Path,
+                                                                   tmp_path: Path) -> None:
+    (store / "status" / "c" / "1").unlink()
+    code, out, _ = invoke("validate", str(store))
+    assert code == 1
+    assert "chunk status/c/1 is missing, but the commit log says it was committed" in out
+    for args in readers(store, tmp_path).values():
+        assert "committed chunk status/c/1 is missing" in refused(*args)
+
+
 def test_random_bytes_in_a_chunk_name_the_chunk(store: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     (store / "K" / "c" / "0" / "0" / "1" / "0").write_bytes(rng.bytes(300))

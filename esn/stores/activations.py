@@ -45,7 +45,7 @@ import dataclasses
 import datetime
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dask
@@ -94,6 +94,7 @@ from esn.stores.checkpoints import (
     write_checkpoint_chunk,
 )
 from esn.stores.integrity import (
+    COMMIT_LOG,
     CheckedArray,
     CheckedStore,
     CommitState,
@@ -159,7 +160,7 @@ def _is_esn_store(fs: fsspec.AbstractFileSystem, path: str) -> bool:
 
 STORE_OUTPUT = OutputKind(
     name="activation store", folder=True, recognise=_is_esn_store,
-    entries=("zarr.json", "*.partial", CHECKPOINT_GROUP, ACOUSTICS_GROUP,
+    entries=("zarr.json", "*.partial", CHECKPOINT_GROUP, ACOUSTICS_GROUP, COMMIT_LOG,
              *(spec.name for spec in STATISTICS_VARIABLES + METADATA_VARIABLES),
              *COORDINATES),
 )
@@ -218,8 +219,11 @@ class ActivationStore:
         store = self._group.store
         assert isinstance(store, CheckedStore)
         self._checked = store
+        layout = self.layout
+        store.commits = self._commits = CommitState(
+            np.zeros(layout.n_utterances, np.int8), layout.utterance_chunk, self._read_log())
         status, self._unreadable_status = self._read_status()
-        store.commits = self._commits = CommitState(status, self.layout.utterance_chunk)
+        self._commits.set_status(status)
 
     # -- opening and creating ---------------------------------------------------------------
 
@@ -374,8 +378,10 @@ class ActivationStore:
         status, unreadable = self._read_status()
         if unreadable and self._group.read_only:
             key = f"status/c/{unreadable[0]}"
+            what = ("is missing (its commit is in the commit log)"
+                    if unreadable[0] in self._status_missing else "cannot be decoded")
             raise StoreDamagedError(
-                f"{self.url}: chunk {key} cannot be decoded"
+                f"{self.url}: committed chunk {key} {what}"
                 + (f" (and {len(unreadable) - 1} more status chunk(s))" if len(unreadable) > 1
                    else "") + "; the store was damaged after it was written")
         return status
@@ -384,13 +390,35 @@ class ActivationStore:
         arr = self._array("status")
         out = np.full(self.layout.n_utterances, STATUS_PENDING, dtype=np.int8)
         unreadable = []
+        self._status_missing: list[int] = []
         for chunk in range(self.layout.n_chunks):
             sl = self.layout.chunk_slice(chunk)
             try:
                 out[sl] = arr[sl]
+            except StoreDamagedError:  # the commit log says this chunk was committed
+                self._status_missing.append(chunk)
+                unreadable.append(chunk)
             except Exception:  # a torn or foreign chunk file: zarr raises codec-specific errors
                 unreadable.append(chunk)
         return out, unreadable
+
+    def _read_log(self) -> np.ndarray | None:
+        """The commit log (None in stores made before it existed, or if it is unreadable:
+        it only adds a check)."""
+        try:
+            node = self._group[COMMIT_LOG]
+            return np.asarray(node[...]) if isinstance(node, zarr.Array) else None
+        except Exception:  # noqa: BLE001 - a missing or damaged log disables one check only
+            return None
+
+    def _log_commits(self, chunks: Iterable[int]) -> None:
+        if COMMIT_LOG not in self._group:
+            return  # a store from before the commit log
+        log = _array(self._group, COMMIT_LOG)
+        for chunk in chunks:
+            count = self._commits.finished_in(chunk)
+            log[chunk] = count
+            self._commits.logged[chunk] = count
 
     def progress(self) -> Progress:
         return Progress.of(self.status())
@@ -459,6 +487,8 @@ class ActivationStore:
         codes = np.asarray(batch.status, dtype=np.int8)
         self._array("status")[sl] = codes
         self._commits.update(start, codes)
+        u = layout.utterance_chunk
+        self._log_commits(range(start // u, -(-stop // u)))  # after status: see integrity
 
     def _check_checkpoints(self, start: int, stop: int, data: CheckpointChunk | None) -> None:
         layout = self.layout
@@ -502,6 +532,8 @@ class ActivationStore:
             self._array("failure_reason")[i] = reason
             self._array("status")[i] = STATUS_FAILED
             self._commits.update(i, np.array([STATUS_FAILED], dtype=np.int8))
+        u = self.layout.utterance_chunk
+        self._log_commits(sorted({int(i) // u for i in indices}))
 
     def _array(self, name: str) -> zarr.Array:
         return _array(self._group, name)
@@ -616,6 +648,11 @@ def _create_arrays(group: zarr.Group, layout: StoreLayout, labels: Sequence[str]
             attributes={"description": spec.description},
             overwrite=True,  # fsspec's memory store keeps old arrays visible after mode "w"
         )
+    group.create_array(
+        COMMIT_LOG, shape=(layout.n_chunks,), chunks=(1,), dtype="int32", fill_value=0,
+        dimension_names=["chunk"], overwrite=True, attributes={
+            "description": "finished utterances of each utterance chunk when it was "
+                           "committed (written after its status)"})
     coordinate_values = {
         "span": np.asarray(layout.spans),
         "layer": np.arange(layout.n_layers, dtype=np.int32),

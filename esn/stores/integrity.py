@@ -6,9 +6,10 @@ chunk into items without a label, with no error. Which chunks must exist follows
 write protocol (``esn.stores.activations``): corpus metadata and coordinates are written
 at creation; statistics, answers and checkpoints of every utterance chunk with a finished
 (``done``) utterance were written before its ``status``, the commit mark; a failure reason
-exists wherever an utterance failed. ``CheckedStore`` wraps the zarr store and raises
-``StoreDamagedError`` when such a chunk is absent (no extra I/O: zarr asks for every chunk
-it reads); ``CheckedArray`` names the chunk that a codec cannot decode.
+exists wherever an utterance failed; and the commit log (``commits``, one file per chunk,
+written after ``status``) says which status chunks must exist. ``CheckedStore`` wraps the
+zarr store and raises ``StoreDamagedError`` when such a chunk is absent (no extra I/O: zarr
+asks for every chunk it reads); ``CheckedArray`` names the chunk that a codec cannot decode.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from esn.schemas.store import (
     STATUS_PENDING,
 )
 
-__all__ = ["CheckedArray", "CheckedStore", "CommitState", "required_chunk_keys", "store_arrays"]
+__all__ = ["COMMIT_LOG", "CheckedArray", "CheckedStore", "CommitState", "required_chunk_keys",
+           "store_arrays"]
 
 COORDINATE_ARRAYS = ("span", "layer", "neuron", "option")
 CHECKPOINTS = "checkpoints"
@@ -43,16 +45,32 @@ _WHEN_DONE = frozenset(s.name for s in STATISTICS_VARIABLES) | (
 _WHEN_FINISHED = frozenset({"failure_reason"})
 
 
-class CommitState:
-    """Which utterance chunks hold a finished utterance, from the ``status`` array."""
+COMMIT_LOG = "commits"  # (chunk,) int32, one chunk file per utterance chunk
 
-    def __init__(self, status: np.ndarray, utterance_chunk: int) -> None:
+
+class CommitState:
+    """Which utterance chunks hold a finished utterance, from the ``status`` array, and
+    what the commit log says (``commits[c]``: finished utterances of chunk ``c`` when it
+    was committed; written after its ``status``, so a lost status chunk is noticed)."""
+
+    def __init__(self, status: np.ndarray, utterance_chunk: int,
+                 logged: np.ndarray | None = None) -> None:
         self._chunk = utterance_chunk
         self._status = np.asarray(status, dtype=np.int8).copy()
+        n_chunks = -(-len(self._status) // utterance_chunk)
+        self.logged = (np.zeros(n_chunks, dtype=np.int64) if logged is None
+                       else np.asarray(logged, dtype=np.int64).copy())
 
     def update(self, start: int, codes: np.ndarray) -> None:
         """Record ``codes`` written to ``status[start:...]`` by this process."""
         self._status[start:start + len(codes)] = codes
+
+    def set_status(self, status: np.ndarray) -> None:
+        self._status = np.asarray(status, dtype=np.int8).copy()
+
+    def finished_in(self, chunk: int) -> int:
+        part = self._status[chunk * self._chunk:(chunk + 1) * self._chunk]
+        return int((part != STATUS_PENDING).sum())
 
     def chunk_has(self, chunk: int, *, done_only: bool) -> bool:
         part = self._status[chunk * self._chunk:(chunk + 1) * self._chunk]
@@ -67,13 +85,15 @@ class CommitState:
         if len(parts) < 3 or parts[1] != "c":
             return False  # metadata documents are checked when the store opens
         name, chunk = parts[0], int(parts[2])
+        if name == "status":
+            return bool(self.logged[chunk] > 0)
         if name in _ALWAYS:
             return True
         if name in _WHEN_DONE:
             return self.chunk_has(chunk, done_only=True)
         if name in _WHEN_FINISHED:
             return self.chunk_has(chunk, done_only=False)
-        return False  # status (a missing chunk is pending) and the optional acoustics/
+        return False  # the commit log itself, and the optional acoustics/
 
 
 def store_arrays(group: zarr.Group) -> list[tuple[str, zarr.Array]]:

@@ -82,8 +82,16 @@ def validate_store(store: ActivationStore, *, deep: bool = False) -> ValidationR
     notes: list[str] = []
     status, unreadable = store._read_status()
     for chunk in unreadable:
-        problems.append(f"chunk status/c/{chunk} cannot be decoded: readers refuse the store; "
-                        "a resumed esn extract writes the chunk again")
+        what = ("is missing, but the commit log says it was committed"
+                if chunk in store._status_missing else "cannot be decoded")
+        problems.append(f"chunk status/c/{chunk} {what}: readers refuse the store; a resumed "
+                        "esn extract writes the chunk again")
+    logged = store._commits.logged
+    for chunk in range(layout.n_chunks):
+        finished = int((status[layout.chunk_slice(chunk)] != STATUS_PENDING).sum())
+        if chunk not in unreadable and finished < logged[chunk]:
+            problems.append(f"chunk status/c/{chunk} holds {finished} finished utterance(s), "
+                            f"the commit log {int(logged[chunk])}: it was replaced or damaged")
     incomplete = []
     for chunk in range(layout.n_chunks):
         finished = status[layout.chunk_slice(chunk)] != STATUS_PENDING
