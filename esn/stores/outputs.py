@@ -89,13 +89,10 @@ def claim_output(
     if not exists:
         _check_parent(fs, path, shown)
         return "new"
-    if kind.folder and not is_dir:
+    if kind.folder != is_dir:  # kind names say what they are: "results folder", "... file"
+        what = "a folder" if is_dir else "a file"
         raise OutputRefusedError(
-            f"{shown} is a file, not a folder for an esn {kind.name}: choose another path"
-        )
-    if not kind.folder and is_dir:
-        raise OutputRefusedError(
-            f"{shown} is a folder, not an esn {kind.name} file: choose another path"
+            f"{shown} is {what}, not an esn {kind.name}: choose another path"
         )
     if is_dir and not fs.ls(path, detail=False):
         return "empty"

@@ -90,14 +90,14 @@ def test_a_foreign_folder_is_refused_whatever_the_flags(tmp_path: Path, flags: d
 def test_files_and_folders_are_not_mistaken(tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("hello")
-    with pytest.raises(OutputRefusedError, match="is a file, not a folder"):
+    with pytest.raises(OutputRefusedError, match="is a file, not an esn thing folder"):
         claim_output(plain, FOLDER, overwrite=True)
     with pytest.raises(OutputRefusedError, match="not an esn thing file"):
         claim_output(plain, FILE, overwrite=True)
     with pytest.raises(OutputRefusedError, match="is a file, not a folder"):
         claim_output(plain / "below.json", FILE)  # the parent is a file
     (tmp_path / "dir").mkdir()
-    with pytest.raises(OutputRefusedError, match="is a folder, not an esn thing file"):
+    with pytest.raises(OutputRefusedError, match="is a folder, not an esn thing file:"):
         claim_output(tmp_path / "dir", FILE, overwrite=True)
     marked = make_thing(tmp_path / "thing")
     with pytest.raises(OutputRefusedError, match="is a folder"):
