@@ -137,11 +137,25 @@ def test_random_bytes_in_a_chunk_name_the_chunk(store: Path, tmp_path: Path) -> 
     (store / "raw_answer" / "c" / "1").write_bytes(rng.bytes(120))
     assert invoke("validate", str(store))[0] == 0  # present: only --deep decodes
     code, out, _ = invoke("validate", "--deep", str(store))
-    assert code == 1 and "chunk K/c/0/0/1/0 cannot be decoded" in out
+    assert code == 1 and "chunk K/c/0/0/1/0 is truncated or not a Blosc frame" in out
     assert "chunk raw_answer/c/1 cannot be decoded" in out
     for args in readers(store, tmp_path).values():
         line = refused(*args)
-        assert "cannot be decoded" in line and ("K/c/0/0/1/0" in line or "raw_answer/c/1" in line)
+        assert ("chunk K/c/0/0/1/0 is truncated or not a Blosc frame" in line
+                or "chunk raw_answer/c/1 cannot be decoded" in line)
+
+
+def test_a_truncated_chunk_is_named_not_decoded_into_garbage(store: Path,
+                                                             tmp_path: Path) -> None:
+    chunk = store / "act_sum" / "c" / "1" / "0" / "2" / "0"
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    code, out, _ = invoke("validate", "--deep", str(store))
+    assert code == 1 and "chunk act_sum/c/1/0/2/0 is truncated or not a Blosc frame" in out
+    line = refused(*readers(store, tmp_path)["select"])
+    assert "chunk act_sum/c/1/0/2/0 is truncated" in line
+    line = refused("stats", "--store", str(store), "--measure", "activation",
+                   "--out", str(tmp_path / "stats.zarr"))
+    assert "chunk act_sum/c/1/0/2/0 is truncated" in line
 
 
 def test_a_corrupt_or_edited_zarr_json_is_one_line_naming_it(store: Path,

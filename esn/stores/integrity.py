@@ -138,20 +138,26 @@ class CheckedStore(WrapperStore[Store]):
         head = self.prefix + "/"
         return key[len(head):] if key.startswith(head) else None
 
-    def _check(self, key: str, value: Buffer | None) -> Buffer | None:
-        if value is None and self.commits is not None:
-            relative = self._relative(key)
-            if relative is not None and self.commits.requires(relative):
-                raise StoreDamagedError(
-                    f"{self.url}: committed chunk {relative} is missing (the store was damaged "
-                    "after it was written; `esn validate` lists every such chunk)"
-                )
+    def _check(self, key: str, value: Buffer | None, whole: bool = True) -> Buffer | None:
+        if self.commits is None:
+            return value
+        relative = self._relative(key)
+        if relative is None:
+            return value
+        if value is None and self.commits.requires(relative):
+            raise StoreDamagedError(
+                f"{self.url}: committed chunk {relative} is missing (the store was damaged "
+                "after it was written; `esn validate` lists every such chunk)"
+            )
+        if value is not None and whole and _blosc_framed(relative):
+            _check_blosc_frame(self.url, relative, value)
         return value
 
     async def get(self, key: str, prototype: BufferPrototype | None = None,
                   byte_range: ByteRequest | None = None) -> Buffer | None:
         assert prototype is not None  # zarr always passes one
-        return self._check(key, await self._store.get(key, prototype, byte_range))
+        return self._check(key, await self._store.get(key, prototype, byte_range),
+                           whole=byte_range is None)
 
     async def get_partial_values(
         self, prototype: BufferPrototype,
@@ -159,7 +165,28 @@ class CheckedStore(WrapperStore[Store]):
     ) -> list[Buffer | None]:
         key_ranges = list(key_ranges)
         values = await self._store.get_partial_values(prototype, key_ranges)
-        return [self._check(key, v) for (key, _), v in zip(key_ranges, values, strict=True)]
+        return [self._check(key, v, whole=r is None)
+                for (key, r), v in zip(key_ranges, values, strict=True)]
+
+
+_BLOSC_ARRAYS = frozenset(s.name for s in STATISTICS_VARIABLES)
+
+
+def _blosc_framed(key: str) -> bool:
+    """Chunks esn compresses with Blosc: the statistics and the checkpoints."""
+    parts = key.split("/")
+    return "c" in parts and (parts[0] in _BLOSC_ARRAYS or parts[0] == CHECKPOINTS)
+
+
+def _check_blosc_frame(url: str, key: str, value: Buffer) -> None:
+    """A Blosc frame records its compressed size at bytes 12-15; c-blosc does not check it
+    against the buffer, so a truncated chunk could otherwise decode into garbage."""
+    data = value.as_numpy_array()
+    size = int(data[12:16].view("<u4")[0]) if data.nbytes >= 16 else -1
+    if size != data.nbytes:
+        raise StoreDamagedError(
+            f"{url}: chunk {key} is truncated or not a Blosc frame ({data.nbytes} bytes, its "
+            f"header says {size}); the store was damaged after it was written")
 
 
 class CheckedArray:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from esn.errors import StoreValidationError
+from esn.errors import StoreDamagedError, StoreValidationError
 from esn.schemas.store import STATUS_PENDING, StoreLayout, VariableSpec
 from esn.stores.integrity import CommitState, required_chunk_keys
 
@@ -147,6 +147,9 @@ def _undecodable(group: zarr.Group, keys: Sequence[str]) -> list[str]:
             arrays[name] = node
         try:
             np.asarray(arrays[name].get_block_selection(tuple(int(c) for c in coords.split("/"))))
+        except StoreDamagedError as exc:  # e.g. a truncated Blosc frame, named already
+            problems.append(str(exc).split(": ", 1)[-1].removesuffix(
+                "; the store was damaged after it was written"))
         except Exception as exc:  # codec errors are not one exception type
             lines = str(exc).strip().splitlines()
             problems.append(f"chunk {key} cannot be decoded ({type(exc).__name__}"
