@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from esn import __version__
-from esn.errors import EsnError
+from esn.errors import EsnError, EsnWarning
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,8 +58,34 @@ def library_errors(func: F) -> F:
             return func(*args, **kwargs)
         except EsnError as exc:
             raise click.ClickException(str(exc)) from exc
+        except OSError as exc:  # a full disk, a read-only file system, a vanished path...
+            raise click.ClickException(describe_os_error(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: the file, then the problem."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {what}" if where else what
+
+
+def _show_esn_warnings_as_lines() -> None:
+    """esn's own warnings as ``warning: ...`` lines on stderr (no file:line, no source)."""
+    shown = warnings.showwarning
+    if getattr(shown, "_esn", False):
+        return
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, EsnWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show._esn = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def json_option(func: F) -> F:
@@ -115,6 +142,7 @@ def main() -> None:
     Example:
         esn corpus ravdess:/data/RAVDESS --emotions anger,happy,neutral,sad
     """
+    _show_esn_warnings_as_lines()
 
 
 @main.command()
@@ -168,7 +196,11 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
 @click.option("--max-new-tokens", type=click.IntRange(1, 512), default=20, show_default=True)
 @click.option("--utterance-chunk", type=click.IntRange(min=1), default=64, show_default=True,
               help="Utterances per store chunk.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing store instead of resuming.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing esn store instead of resuming (any other existing "
+                   "path is refused).")
+@click.option("--break-lock", is_flag=True,
+              help="Clear a writer lease that looks stale (left by a run on another host).")
 @library_errors
 def extract(model_id: str, revision: str | None, device: str, dtype: str,
             attn_implementation: str | None, trust_remote_code: bool, corpus_spec: str,
@@ -176,11 +208,13 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
             merges: tuple[str, ...], limit: int | None, batch_size: int,
             checkpoint_layers: str | None, seed: int, option_order: str,
             template: str | None, max_new_tokens: int, utterance_chunk: int,
-            overwrite: bool) -> None:
+            overwrite: bool, break_lock: bool) -> None:
     """Probe a model on a corpus and write the neuron statistics into an activation store.
 
     Rerunning the same command resumes where it stopped; a store made for another model,
-    probe or corpus is refused (use a new --out, or --overwrite).
+    probe, corpus or batch size is refused (use a new --out, or --overwrite). One run
+    writes a store at a time (a writer lease inside it); an existing --out that is not an
+    esn store is never written into.
 
     \b
     Example:
@@ -201,8 +235,10 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
         batch_size=batch_size, checkpoint_layers=_int_list(checkpoint_layers),
         template=template or DEFAULT_TEMPLATE, seed=seed, option_order=option_order,
         max_new_tokens=max_new_tokens, utterance_chunk=utterance_chunk, overwrite=overwrite,
+        break_lock=break_lock,
     )
-    report = run_extract(request, progress=stderr_progress("probed"))
+    report = run_extract(request, progress=stderr_progress("probed"),
+                         say=lambda line: click.echo(line, err=True))
     click.echo(format_extract_report(report))
 
 
@@ -471,8 +507,10 @@ def stats(store_url: str, by: str, test: str, within: str | None, groups: str | 
 @click.option("--store", "store_url", required=True, metavar="STORE",
               help="Activation store whose finished utterances are measured.")
 @click.option("--overwrite", is_flag=True, help="Discard stored descriptors and measure again.")
+@click.option("--break-lock", is_flag=True,
+              help="Clear a writer lease that looks stale (left by a run on another host).")
 @library_errors
-def acoustics(store_url: str, overwrite: bool) -> None:
+def acoustics(store_url: str, overwrite: bool, break_lock: bool) -> None:
     """Measure acoustic descriptors (F0, level, centroid, rate...) into the store; resumable.
 
     \b
@@ -482,7 +520,8 @@ def acoustics(store_url: str, overwrite: bool) -> None:
     from esn.pipeline.stats import measure_acoustics
 
     report = measure_acoustics(store_url, overwrite=overwrite,
-                               progress=stderr_progress("measured"))
+                               progress=stderr_progress("measured"), break_lock=break_lock,
+                               say=lambda line: click.echo(line, err=True))
     click.echo(f"measured {report.measured}, unreadable {report.failed}, "
                f"already done {report.skipped}: {store_url}")
 
@@ -507,11 +546,16 @@ def info(store: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("store")
-@click.option("--deep", is_flag=True, help="Also decode every finished statistics chunk.")
+@click.option("--deep", is_flag=True,
+              help="Also decode every committed chunk (statistics, answers, corpus metadata, "
+                   "coordinates and checkpoints).")
 @json_option
 @library_errors
 def validate(store: str, deep: bool, as_json: bool) -> None:
-    """Check a store against its schema; exit status 1 when it has problems.
+    """Check a store against its schema and its commit marks; exit status 1 on problems.
+
+    Every chunk the store committed must be present (statistics, answers and checkpoints
+    of each finished chunk; corpus metadata and coordinates always); --deep decodes them.
 
     \b
     Example:
@@ -520,7 +564,7 @@ def validate(store: str, deep: bool, as_json: bool) -> None:
     from esn.stores import ActivationStore
     from esn.stores.describe import format_validation
 
-    report = ActivationStore.open(store).validate(deep=deep)
+    report = ActivationStore.open(store, check=False).validate(deep=deep)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
