@@ -461,7 +461,8 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
               help="Dask distributed scheduler address (default: local threads).")
 @click.option("--out", required=True, metavar="STATS", help="Zarr dataset to write.")
 @click.option("--csv", "csv_path", default=None, metavar="FILE",
-              help="Also write the top neurons per group as a tidy CSV.")
+              help="Also write the top neurons per group as a tidy CSV (an existing file is "
+                   "replaced only with --overwrite, and only if esn wrote it).")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="Neurons per group in the summary and the CSV.")
 @click.option("--covariates", is_flag=True,
@@ -485,20 +486,20 @@ def stats(store_url: str, by: str, test: str, within: str | None, groups: str | 
             --out runs/omni-iemocap.stats.zarr --csv runs/top.csv --top 20
     """
     from esn.pipeline.stats import StatsOptions, compute_stats, format_top, top_neurons, write_stats
-    from esn.pipeline.stats.run import claim_stats_output
+    from esn.pipeline.stats.run import claim_stats_output, write_top_csv
 
     options = StatsOptions(by=by, test=test, within=within, groups=_split_list([groups or ""]),
                            measure=measure, span=span, correction=correction,
                            scheduler=scheduler, covariates=covariates,
                            spearman=spearman)
-    claim_stats_output(out, overwrite=overwrite)  # refuse before the pass, not after it
+    claim_stats_output(out, overwrite=overwrite, csv=csv_path)  # before the pass
     with _dask_progress():
         result = compute_stats(store_url, options)
     write_stats(result, out, overwrite=overwrite)
     table = top_neurons(result, top)
     click.echo(format_top(table))
     if csv_path:
-        table.to_csv(csv_path, index=False)
+        write_top_csv(table, csv_path, overwrite=overwrite)
         click.echo(f"wrote {csv_path}")
     click.echo(f"wrote {out}")
 

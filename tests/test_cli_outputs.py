@@ -131,6 +131,21 @@ def test_stats_refuses_what_is_not_a_stats_dataset(tmp_path: Path) -> None:
     assert not (tmp_path / "new.zarr").exists()
 
 
+def test_stats_csv_never_replaces_a_users_file(small_store: Path, tmp_path: Path) -> None:
+    mine = plain_file(tmp_path / "top.csv")
+    refused(["stats", "--store", NO_STORE, "--out", tmp_path / "new.zarr", "--csv", mine], mine)
+    table = tmp_path / "esn-top.csv"
+    args = ["stats", "--store", small_store, "--out", tmp_path / "a.zarr", "--csv", table]
+    assert invoke(args).exit_code == 0
+    first = table.read_text()
+    assert first.startswith("emotion,layer,neuron,effect,diff")
+    again = invoke(args)
+    assert again.exit_code == 1 and "already holds an esn stats dataset" in again.stderr
+    result = invoke([*args, "--overwrite", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert table.read_text() != first and not list(tmp_path.glob("esn-top.csv.*.partial"))
+
+
 def test_stats_overwrite_keeps_a_users_file_inside(small_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "st.zarr"
     args = ["stats", "--store", small_store, "--out", out]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,8 @@ from esn.stores.outputs import (
 )
 
 __all__ = ["FORMAT_NAME", "SCHEMA_VERSION", "STATS_OUTPUT", "StatsOptions", "StatsPlan",
-           "build_stats", "claim_stats_output", "compute_stats", "format_top", "read_stats",
-           "top_neurons", "write_stats"]
+           "TOP_CSV_OUTPUT", "build_stats", "claim_stats_output", "compute_stats", "format_top",
+           "read_stats", "top_neurons", "write_stats", "write_top_csv"]
 
 FORMAT_NAME = "esn-stats"
 SCHEMA_VERSION = 1
@@ -67,6 +68,21 @@ STATS_OUTPUT = OutputKind(
              "partial_*"),
 )
 TESTS: tuple[str, ...] = ("welch", "rank")
+
+
+def _is_top_csv(fs: Any, path: str) -> bool:
+    """A ``--csv`` table of ``top_neurons``: recognised by its header row."""
+    try:
+        with fs.open(path, "rb") as handle:
+            header = handle.readline(4096).decode("utf-8").strip().split(",")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return (header[1:5] == ["layer", "neuron", "effect", "diff"]
+            and header[-2:] == ["p_value", "q_value"])
+
+
+#: The top-neurons table of ``esn stats --csv`` (a file, recognised by its header).
+TOP_CSV_OUTPUT = OutputKind(name="top-neurons table", folder=False, recognise=_is_top_csv)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -282,13 +298,25 @@ def _add_covariates(ds: xr.Dataset, design: CovariateDesign, sums: dict[str, np.
     ds.coords["covariate"] = np.array(design.names, dtype=object)
 
 
-def claim_stats_output(out: str, *, overwrite: bool = False) -> None:
+def claim_stats_output(out: str, *, overwrite: bool = False, csv: str | None = None) -> None:
     """Check, before any pass, that ``write_stats`` may write ``out``: a new path, an empty
     folder or (with ``overwrite``) an earlier esn stats dataset, and that its
-    ``out.partial`` sibling is free or an interrupted run's. Anything else is refused
+    ``out.partial`` sibling is free or an interrupted run's; and that ``csv`` is new or
+    (with ``overwrite``) a table esn wrote. Anything else is refused
     (``OutputRefusedError``; ``StoreExistsError`` for esn's own without ``overwrite``)."""
     claim_output(out, STATS_OUTPUT, overwrite=overwrite)
     claim_output(_partial(Path(out)), STATS_OUTPUT, overwrite=True)
+    if csv is not None:
+        claim_output(csv, TOP_CSV_OUTPUT, overwrite=overwrite)
+
+
+def write_top_csv(table: pd.DataFrame, path: str, *, overwrite: bool = False) -> None:
+    """Write ``top_neurons``' table as CSV, through a temporary file renamed into place."""
+    claim_output(path, TOP_CSV_OUTPUT, overwrite=overwrite)
+    target = Path(path)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    table.to_csv(tmp, index=False)
+    tmp.replace(target)
 
 
 def write_stats(ds: xr.Dataset, out: str, *, overwrite: bool = False) -> None:
