@@ -340,6 +340,8 @@ def _plant_lease(store: Path, *, host: str, pid: int, age_s: float) -> LeaseHold
     holder = LeaseHolder(host=host, pid=pid, started=renewed, renewed=renewed,
                          token="feedfacecafebeef", command="esn extract")
     (store / LEASE_FILE).write_bytes(holder.to_json())
+    past = time.time() - age_s
+    os.utime(store / LEASE_FILE, (past, past))  # "last renewed" is the file's mtime
     return holder
 
 
@@ -362,7 +364,7 @@ def test_a_lease_of_a_reused_pid_is_recognised_as_stale(store: Path, corpus: Pat
     holder = _plant_lease(store, host=socket.gethostname(), pid=os.getpid(), age_s=10)
     holder_json = json.loads((store / LEASE_FILE).read_text())
     holder_json["process_start"] = "1"  # this pid now belongs to another process
-    (store / LEASE_FILE).write_text(json.dumps(holder_json))
+    (store / LEASE_FILE).write_text(json.dumps(holder_json))  # renewed now: not by its age
     code, out, err = invoke(*extract_args(corpus, store))
     assert code == 0, out + err
     assert f"no longer running (host {holder.host}, pid {holder.pid}" in err

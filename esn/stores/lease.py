@@ -7,7 +7,8 @@ place (``os.link`` fails if the name exists), on fsspec filesystems it is opened
 process's start time, a random token) and when it was last renewed; the holder renews it
 every ``RENEW_SECONDS`` and checks before each commit that it still holds it.
 
-A second writer is refused with the holder's host, pid and start time. A lease whose
+A second writer is refused with the holder's host, pid and start time. Renewal refreshes
+the file's modification time, which is what "last renewed" reports. A lease whose
 process is gone (same host: the pid is not running, or runs another program since) was
 left by a killed run and is cleared with a notice; a lease from another host that has not
 been renewed for ``STALE_SECONDS`` may be stale, and ``break_lock`` clears it. The lease is
@@ -121,16 +122,21 @@ def read_lease(url: str | os.PathLike[str],
 
 
 def _read(fs: fsspec.AbstractFileSystem, path: str) -> LeaseHolder | None:
+    """The lease at ``path``; ``renewed`` is the file's modification time (renewal touches
+    the file, see ``WriterLease._renew``)."""
     try:
         data = fs.cat_file(path)
+        modified = fs.modified(path)
     except FileNotFoundError:
         return None
     try:
-        return LeaseHolder.from_json(data)
+        holder = LeaseHolder.from_json(data)
     except (ValueError, TypeError):
         # A lease being written by its creator is never seen half-made (it is linked or
         # put whole), so unreadable content is damage: report it as an unknown holder.
-        return LeaseHolder(host="?", pid=0, started="?", renewed="", token="")
+        holder = LeaseHolder(host="?", pid=0, started="?", renewed="", token="")
+    renewed = modified.astimezone(datetime.UTC).isoformat(timespec="seconds")
+    return dataclasses.replace(holder, renewed=renewed)
 
 
 class WriterLease:
@@ -254,6 +260,10 @@ class WriterLease:
             self._renew()
 
     def _renew(self) -> None:
+        """Refresh the lease's modification time. Locally the file is only touched, never
+        rewritten, so a renewal racing a ``break_lock`` elsewhere cannot overwrite the new
+        holder's lease (at worst it refreshes it); an fsspec filesystem without ``utime``
+        gets the same content put again, a narrow race that a conditional put would close."""
         assert self.holder is not None
         current = _read(self._fs, self._path)
         if current is None or current.token != self.holder.token:
@@ -261,18 +271,13 @@ class WriterLease:
                                                  token="", command="lease removed")
             self._stop.set()
             return
-        renewed = dataclasses.replace(self.holder,
-                                      renewed=_now().isoformat(timespec="seconds"))
         try:
             if _is_local(self._fs):
-                tmp = Path(f"{self._path}.{os.getpid()}.renew.partial")
-                tmp.write_bytes(renewed.to_json())
-                os.replace(tmp, self._path)
+                os.utime(self._path)
             else:
-                self._fs.pipe_file(self._path, renewed.to_json())
+                self._fs.pipe_file(self._path, self.holder.to_json())
         except OSError:
             return  # a full disk or a network hiccup: try again at the next renewal
-        self.holder = renewed
 
     def check(self) -> None:
         """Raise ``StoreLockedError`` if another run took the lease away from this one."""
