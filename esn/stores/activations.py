@@ -4,73 +4,46 @@ The store is a Zarr v3 group laid out as ``esn.schemas.store`` declares, on a lo
 any fsspec URL zarr accepts (``memory://``, ``s3://``...).
 
 Write protocol (what makes a killed writer harmless):
-  1. ``create`` writes every array and the per-utterance corpus metadata, and the group
-     attributes last; a group without attributes is an interrupted creation and is redone.
+  1. ``create`` marks the group as esn's creation in progress (``esn_creating``), writes
+     every array and the per-utterance corpus metadata, and the full group attributes last;
+     a group still marked as in progress is an interrupted creation and is redone. A path
+     holding anything but an esn store is never written into (``esn.stores.paths``).
   2. ``write_batch`` writes whole chunks of statistics, then the per-utterance answers,
-     then ``status`` last. ``status`` is the commit mark: a chunk whose status was not
-     written is pending and is simply written again on resume. Local writes are atomic
-     per chunk file (zarr writes a temporary file and renames it).
+     then ``status``, then the commit log. ``status`` is the commit mark: a chunk whose
+     status was not written is pending and is simply written again on resume; the commit
+     log makes a lost status chunk noticeable (``esn.stores.integrity``). Local writes are
+     atomic per chunk file (zarr writes a temporary file and renames it).
+  3. One run writes at a time: writers hold ``esn.stores.lease.WriterLease``.
 
-Codecs and chunking, chosen with ``benchmarks/store_codecs.py`` (one chunk of 32 utterances
-x 2 spans x 18944 neurons, 4 layers, 2-core machine; ratio raw/stored, MB/s of raw data):
-
-    =========================  ========= ============= ============ ==============
-    codec                      K uint16  K write/read  act_sum f32  write/read
-    =========================  ========= ============= ============ ==============
-    none (baseline)            1.00      184 / 1259    1.00         458 / 2252
-    zstd-3                     1.72      107 /  619    1.11         353 / 1010
-    blosc zstd-3 bitshuffle    2.12      199 / 1034    1.20         259 / 1140
-    blosc zstd-5 bitshuffle    2.14      169 /  971    1.22         201 / 1247
-    blosc lz4-5 bitshuffle     2.09      272 / 1068    1.19         389 / 1160
-    =========================  ========= ============= ============ ==============
-
-blosc lz4 with bitshuffle is within 2% of the best ratio and the fastest writer, so every
-statistic uses it. K as uint32 stores in the same bytes as uint16 (ratio 4.14 vs 2.09) but
-decodes 1.5x more raw data, so counts are uint16 unless an utterance has > 65535 positions.
-Chunks hold one layer of ``utterance_chunk`` utterances. ``benchmarks/store_chunks.py``
-(512 utterances x 4 layers x 18944 neurons; write, then ``K.sum(span).groupby(emotion)``
-on the threaded scheduler; baseline = chunk 16 in the same run):
-
-    chunk     16     32     64    128    256
-    write s   1.78   1.51   1.24   1.31   1.29
-    reduce s  1.96   0.91   0.66   0.55   0.52   (2.96x faster than 16 at 64, 3.56x at 128)
-
-The default of 64 reads within 20% of 128 while a writer of a 28-layer 7B model buffers
-half as much (407 MB instead of 815 MB of statistics per chunk).
+Reads of committed chunks are checked (``esn.stores.integrity``); codecs and chunking were
+chosen by measurement (``esn.stores.arrays``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dask
 import dask.array as da
-import fsspec
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import BloscCodec
 
 from esn.errors import (
-    OutputRefusedError,
     SchemaError,
     StoreDamagedError,
     StoreExistsError,
     StoreMismatchError,
-    StoreNotFoundError,
     StoreValidationError,
     StoreWriteError,
 )
 from esn.provenance import library_versions
 from esn.schemas.batch import StatsBatch
 from esn.schemas.store import (
-    CORPUS_FIELDS,
-    FORMAT_NAME,
     METADATA_VARIABLES,
     RESULT_FIELDS,
     STATISTICS_VARIABLES,
@@ -81,13 +54,20 @@ from esn.schemas.store import (
     ProbeInfo,
     StoreAttributes,
     StoreLayout,
-    VariableSpec,
     utterance_digest,
 )
 from esn.schemas.utterance import Utterance
-from esn.stores.checkpoints import (
-    GROUP as CHECKPOINT_GROUP,
+from esn.stores.arrays import (
+    ALL_VARIABLES,
+    COORDINATES,
+    array,
+    create_arrays,
+    from_store_values,
+    short_error,
+    to_store_values,
+    write_corpus_metadata,
 )
+from esn.stores.checkpoints import GROUP as CHECKPOINT_GROUP
 from esn.stores.checkpoints import (
     CheckpointChunk,
     read_checkpoint_chunk,
@@ -99,18 +79,23 @@ from esn.stores.integrity import (
     CheckedStore,
     CommitState,
     required_chunk_keys,
-    store_arrays,
+    utterance_chunk_of,
 )
-from esn.stores.lease import LEASE_FILE, read_lease
-from esn.stores.outputs import OutputKind, claim_output, remove_own
+from esn.stores.lease import LEASE_FILE
+from esn.stores.outputs import claim_output, remove_own
+from esn.stores.paths import (
+    CREATING,
+    STORE_OUTPUT,
+    checked_group,
+    group_exists,
+    list_keys,
+    open_group,
+    url_of,
+)
 from esn.stores.validation import ValidationReport, schema_problems
 
 __all__ = ["STORE_OUTPUT", "ActivationStore", "Progress", "ValidationReport", "open_store"]
 
-STATISTICS_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
-COORDINATES = ("span", "layer", "neuron", "option")
-_ALL_VARIABLES: tuple[VariableSpec, ...] = STATISTICS_VARIABLES + METADATA_VARIABLES
-_FILL = {"str": "", "bool": False, "float32": float("nan")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,72 +120,6 @@ class Progress:
         )
 
 
-CREATING = "esn_creating"  # group attribute of a creation in progress (esn's own)
-ACOUSTICS_GROUP = "acoustics"
-
-
-def _is_esn_store(fs: fsspec.AbstractFileSystem, path: str) -> bool:
-    """An activation store esn made (finished, or its creation interrupted), or a folder
-    holding only an esn writer lease (a run killed before it created the store)."""
-    try:
-        with fs.open(f"{path}/zarr.json", "rb") as handle:
-            meta = json.loads(handle.read(1 << 20))
-    except FileNotFoundError:
-        names = {e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(path, detail=False)}
-        return bool(names) and all(n == LEASE_FILE or n.endswith(".partial") for n in names)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        if not fs.exists(f"{path}/K"):
-            return False  # a foreign Zarr hierarchy or file
-        raise OutputRefusedError(
-            f"{path}/zarr.json cannot be read ({_short(exc)}): a damaged activation store; "
-            "esn does not write into it (repair it, or choose another path)") from exc
-    attrs = meta.get("attributes", {}) if isinstance(meta, dict) else {}
-    return isinstance(attrs, dict) and (attrs.get("format") == FORMAT_NAME or CREATING in attrs)
-
-
-STORE_OUTPUT = OutputKind(
-    name="activation store", folder=True, recognise=_is_esn_store,
-    entries=("zarr.json", "*.partial", CHECKPOINT_GROUP, ACOUSTICS_GROUP, COMMIT_LOG,
-             *(spec.name for spec in STATISTICS_VARIABLES + METADATA_VARIABLES),
-             *COORDINATES),
-)
-
-
-def _url_of(url: str | os.PathLike[str]) -> str:
-    return os.fspath(url)
-
-
-def _open_group(url: str, mode: str, storage_options: Mapping[str, Any] | None,
-                **extra: Any) -> zarr.Group:
-    kwargs: dict[str, Any] = {"mode": mode, "zarr_format": 3, **extra}
-    if storage_options and "://" in url:
-        kwargs["storage_options"] = dict(storage_options)
-    try:
-        return zarr.open_group(url, **kwargs)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        raise StoreNotFoundError(f"no activation store at {url}") from exc
-    except zarr.errors.ContainsArrayError as exc:
-        raise StoreValidationError(f"{url} is a Zarr array, not an activation store") from exc
-    except (ValueError, KeyError, TypeError) as exc:  # JSON and metadata errors
-        raise StoreValidationError(
-            f"{url}/zarr.json cannot be read as Zarr group metadata ({_short(exc)})") from exc
-
-
-def _checked_group(group: zarr.Group, url: str) -> zarr.Group:
-    """``group`` reopened over a ``CheckedStore`` (its commit state is set by the store)."""
-    checked = CheckedStore(group.store, url=url, prefix=group.path)
-    return zarr.open_group(checked, path=group.path, mode="r" if group.read_only else "r+",
-                           zarr_format=3)
-
-
-def _group_exists(url: str, storage_options: Mapping[str, Any] | None) -> bool:
-    try:
-        _open_group(url, "r", storage_options)
-    except StoreNotFoundError:
-        return False
-    return True
-
-
 class ActivationStore:
     """An activation store opened for reading (``mode="r"``) or writing (``"r+"``).
 
@@ -215,7 +134,7 @@ class ActivationStore:
             self.attributes = StoreAttributes.from_dict(dict(group.attrs))
         except SchemaError as exc:
             raise StoreValidationError(f"{url}: {exc}") from exc
-        self._group = _checked_group(group, url)
+        self._group = checked_group(group, url)
         store = self._group.store
         assert isinstance(store, CheckedStore)
         self._checked = store
@@ -244,8 +163,8 @@ class ActivationStore:
         """
         if mode not in ("r", "r+"):
             raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-        url = _url_of(url)
-        group = _open_group(url, mode, storage_options)
+        url = url_of(url)
+        group = open_group(url, mode, storage_options)
         if "format" not in group.attrs:
             raise StoreValidationError(
                 f"{url}: not a finished esn activation store (no esn attributes; "
@@ -294,7 +213,7 @@ class ActivationStore:
         """
         if if_exists not in ("error", "overwrite", "resume"):
             raise ValueError(f"if_exists must be error|overwrite|resume, got {if_exists!r}")
-        url = _url_of(url)
+        url = url_of(url)
         ids = [u.id for u in utterances]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
@@ -315,7 +234,7 @@ class ActivationStore:
         )
         state = claim_output(url, STORE_OUTPUT, overwrite=True, storage_options=storage_options)
         if state == "esn":
-            finished = _group_exists(url, storage_options) and "format" in _open_group(
+            finished = group_exists(url, storage_options) and "format" in open_group(
                 url, "r", storage_options).attrs
             if if_exists == "error" and finished:
                 raise StoreExistsError(
@@ -330,9 +249,9 @@ class ActivationStore:
             if state == "esn":
                 remove_own(url, STORE_OUTPUT, keep=(LEASE_FILE,),
                            storage_options=storage_options)
-            group = _open_group(url, "a", storage_options, attributes={CREATING: True})
-            _create_arrays(group, layout, attrs.labels)
-            _write_corpus_metadata(group, utterances)
+            group = open_group(url, "a", storage_options, attributes={CREATING: True})
+            create_arrays(group, layout, attrs.labels)
+            write_corpus_metadata(group, utterances)
             group.attrs.put(attrs.to_dict())  # last: marks the creation as finished
         except OSError as exc:  # a full disk, a read-only file system...
             where = f" ({exc.filename})" if exc.filename else ""
@@ -414,7 +333,7 @@ class ActivationStore:
     def _log_commits(self, chunks: Iterable[int]) -> None:
         if COMMIT_LOG not in self._group:
             return  # a store from before the commit log
-        log = _array(self._group, COMMIT_LOG)
+        log = array(self._group, COMMIT_LOG)
         for chunk in chunks:
             count = self._commits.finished_in(chunk)
             log[chunk] = count
@@ -431,11 +350,11 @@ class ActivationStore:
 
     def damaged_chunks(self) -> list[int]:
         """Committed utterance chunks with a chunk file missing (checkpoints included)."""
-        present = set(_list_keys(self._group))
+        present = set(list_keys(self._group))
         chunks = set()
         for key in required_chunk_keys(self._group, self._commits):
             if key not in present:
-                chunks.add(_utterance_chunk_of(key))
+                chunks.add(utterance_chunk_of(key))
         return sorted(chunks)
 
     def utterance_ids(self) -> np.ndarray:
@@ -445,7 +364,7 @@ class ActivationStore:
         """One per-utterance metadata variable as a numpy array (strings as objects)."""
         if name not in {spec.name for spec in METADATA_VARIABLES}:
             raise KeyError(f"{name!r} is not a per-utterance metadata variable")
-        return _from_store_values(self.read(name))
+        return from_store_values(self.read(name))
 
     def read(self, name: str, selection: Any = Ellipsis) -> np.ndarray:
         """``selection`` of array ``name`` as numpy, checked (``esn.stores.integrity``)."""
@@ -483,7 +402,7 @@ class ActivationStore:
         for spec in STATISTICS_VARIABLES:
             self._array(spec.name)[sl] = getattr(batch, spec.name)
         for name in RESULT_FIELDS:
-            self._array(name)[sl] = _to_store_values(getattr(batch, name))
+            self._array(name)[sl] = to_store_values(getattr(batch, name))
         codes = np.asarray(batch.status, dtype=np.int8)
         self._array("status")[sl] = codes
         self._commits.update(start, codes)
@@ -521,7 +440,7 @@ class ActivationStore:
         except Exception as exc:  # codec errors
             raise StoreDamagedError(
                 f"{self.url}: the checkpoints of chunk {chunk} ({CHECKPOINT_GROUP}/"
-                f"chunk_{chunk:06d}) cannot be decoded ({_short(exc)})") from exc
+                f"chunk_{chunk:06d}) cannot be decoded ({short_error(exc)})") from exc
 
     def mark_failed(self, indices: Sequence[int], reasons: Sequence[str]) -> None:
         """Record utterances as failed (e.g. unreadable audio) without statistics."""
@@ -536,7 +455,7 @@ class ActivationStore:
         self._log_commits(sorted({int(i) // u for i in indices}))
 
     def _array(self, name: str) -> zarr.Array:
-        return _array(self._group, name)
+        return array(self._group, name)
 
     def _require_writable(self) -> None:
         if self._group.read_only:
@@ -569,7 +488,7 @@ class ActivationStore:
                                  meta=np.empty((0,) * len(arr.shape), dtype=arr.dtype))
             data_vars[spec.name] = xr.Variable(spec.dims, data, attrs=dict(arr.attrs))
         coords: dict[str, Any] = {
-            name: ((name,), _from_store_values(self.read(name))) for name in COORDINATES}
+            name: ((name,), from_store_values(self.read(name))) for name in COORDINATES}
         for spec in METADATA_VARIABLES:
             coords[spec.name] = (spec.dims, self.metadata(spec.name))
         ds = xr.Dataset(data_vars, coords=coords)
@@ -577,44 +496,10 @@ class ActivationStore:
         return ds
 
     def info(self) -> dict[str, Any]:
-        """Sizes, progress and storage figures, as one JSON-able dict."""
-        attrs = self.attributes
-        progress = self.progress()
-        raw = stored = 0
-        for _, arr in store_arrays(self._group):  # checkpoints/ included
-            stored += arr.nbytes_stored()
-            chunk_bytes = int(np.prod(arr.chunks)) * arr.dtype.itemsize
-            raw += min(arr.nbytes, arr.nchunks_initialized * chunk_bytes)
-        return {
-            "url": self.url,
-            "schema_version": attrs.schema_version,
-            "model": attrs.model.to_dict(),
-            "hook_point": attrs.hook_point,
-            "labels": list(attrs.labels),
-            "corpus": list(attrs.corpus),
-            "created": attrs.created,
-            "sizes": {
-                "utterances": attrs.layout.n_utterances,
-                "spans": list(attrs.layout.spans),
-                "layers": attrs.layout.n_layers,
-                "neurons_per_layer": attrs.layout.n_neurons,
-                "neurons": attrs.layout.n_layers * attrs.layout.n_neurons,
-                "checkpoint_layers": list(attrs.layout.checkpoint_layers),
-            },
-            "progress": dataclasses.asdict(progress),
-            "chunking": {
-                "utterance_chunk": attrs.layout.utterance_chunk,
-                "n_chunks": attrs.layout.n_chunks,
-                "statistics_chunk_shape": list(attrs.layout.statistics_chunks),
-                "count_dtype": attrs.layout.count_dtype,
-                "codec": STATISTICS_CODEC.to_dict(),
-            },
-            "bytes": {"raw_written": raw, "stored": stored,
-                      "ratio": round(raw / stored, 3) if stored else None},
-            "versions": dict(attrs.versions),
-            "writer": _writer_of(self.url),
-        }
+        """Sizes, progress, storage figures and the writer, as one JSON-able dict."""
+        from esn.stores.describe import store_info
 
+        return store_info(self)
 
 def open_store(
     url: str | os.PathLike[str], *, storage_options: Mapping[str, Any] | None = None
@@ -631,96 +516,6 @@ def open_store(
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _create_arrays(group: zarr.Group, layout: StoreLayout, labels: Sequence[str]) -> None:
-    u = layout.utterance_chunk
-    for spec in _ALL_VARIABLES:
-        is_stat = spec in STATISTICS_VARIABLES and len(spec.dims) == 4
-        chunks = layout.statistics_chunks if is_stat else (u, *layout.shape_of(spec)[1:])
-        dtype = layout.dtype_of(spec)
-        group.create_array(
-            spec.name,
-            shape=layout.shape_of(spec),
-            chunks=chunks,
-            dtype=str if dtype == "str" else dtype,
-            fill_value=_FILL.get(dtype, 0),
-            dimension_names=list(spec.dims),
-            compressors=[STATISTICS_CODEC] if spec in STATISTICS_VARIABLES else "auto",
-            attributes={"description": spec.description},
-            overwrite=True,  # fsspec's memory store keeps old arrays visible after mode "w"
-        )
-    group.create_array(
-        COMMIT_LOG, shape=(layout.n_chunks,), chunks=(1,), dtype="int32", fill_value=0,
-        dimension_names=["chunk"], overwrite=True, attributes={
-            "description": "finished utterances of each utterance chunk when it was "
-                           "committed (written after its status)"})
-    coordinate_values = {
-        "span": np.asarray(layout.spans),
-        "layer": np.arange(layout.n_layers, dtype=np.int32),
-        "neuron": np.arange(layout.n_neurons, dtype=np.int32),
-        "option": np.arange(1, layout.n_options + 1, dtype=np.int32),
-    }
-    for name, values in coordinate_values.items():
-        arr = group.create_array(
-            name, shape=values.shape, dtype=str if values.dtype.kind == "U" else values.dtype,
-            dimension_names=[name], fill_value="" if values.dtype.kind == "U" else 0,
-            overwrite=True,
-        )
-        arr.with_config({"write_empty_chunks": True})[...] = values  # even all-fill
-    _array(group, "options").attrs["labels"] = list(labels)
-
-
-def _write_corpus_metadata(group: zarr.Group, utterances: Sequence[Utterance]) -> None:
-    values = {
-        "utterance": [u.id for u in utterances],
-        "corpus": [u.corpus for u in utterances],
-        "path": [u.path for u in utterances],
-        "speaker": [u.speaker or "" for u in utterances],
-        "emotion": [u.emotion for u in utterances],
-        "split": [u.split or "" for u in utterances],
-    }
-    assert set(values) == set(CORPUS_FIELDS)
-    for name, column in values.items():
-        _array(group, name)[...] = np.asarray(column, dtype=object)
-
-
-def _array(group: zarr.Group, name: str) -> zarr.Array:
-    try:
-        node = group[name]
-    except KeyError as exc:
-        raise StoreValidationError(f"{_url_of_group(group)}: array {name!r} is missing") from exc
-    except (ValueError, TypeError) as exc:  # a zarr.json that is not valid metadata
-        raise StoreValidationError(
-            f"{_url_of_group(group)}/{name}/zarr.json cannot be read as Zarr array metadata "
-            f"({_short(exc)})") from exc
-    if not isinstance(node, zarr.Array):
-        raise StoreValidationError(f"{group.store_path}: {name!r} is a group, not an array")
-    # Write every chunk, even one equal to the fill value (e.g. all-zero counts): a finished
-    # chunk must exist on disk, so a missing file always means a lost write.
-    return node.with_config({"write_empty_chunks": True})
-
-
-def _writer_of(url: str) -> dict[str, Any] | None:
-    """The writer lease's holder, as a dict (None when no run writes the store)."""
-    try:
-        holder = read_lease(url)
-    except OSError:
-        return None
-    return None if holder is None else dataclasses.asdict(holder)
-
-
-def _url_of_group(group: zarr.Group) -> str:
-    store = group.store
-    return store.url if isinstance(store, CheckedStore) else str(group.store_path)
-
-
-def _to_store_values(values: np.ndarray) -> np.ndarray:
-    return np.asarray(values, dtype=object) if values.dtype == object else values
-
-
-def _from_store_values(values: np.ndarray) -> np.ndarray:
-    return values.astype(object) if values.dtype.kind in "TUO" else values
-
-
 def _attrs_ok(group: zarr.Group) -> bool:
     try:
         StoreAttributes.from_dict(dict(group.attrs))
@@ -730,7 +525,7 @@ def _attrs_ok(group: zarr.Group) -> bool:
 
 
 def _schema_problems(group: zarr.Group, layout: StoreLayout) -> list[str]:
-    return schema_problems(group, layout, _ALL_VARIABLES, COORDINATES)
+    return schema_problems(group, layout, ALL_VARIABLES, COORDINATES)
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -745,24 +540,3 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _list_keys(group: zarr.Group) -> list[str]:
-    """Every key under ``group`` (relative to it)."""
-    store = group.store
-    prefix = f"{group.path}/" if group.path else ""
-
-    async def collect() -> list[str]:
-        return [k[len(prefix):] async for k in store.list_prefix(prefix)]
-
-    return zarr.core.sync.sync(collect())
-
-
-def _utterance_chunk_of(key: str) -> int:
-    parts = key.split("/")
-    if parts[0] == CHECKPOINT_GROUP:
-        return int(parts[1].removeprefix("chunk_"))
-    return int(parts[2])
-
-
-def _short(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

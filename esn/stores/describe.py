@@ -1,12 +1,21 @@
-"""Human-readable text for store summaries (``esn info``) and validation reports."""
+"""What ``esn info`` says of a store (as a dict and as text) and how validation reads."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from esn.stores.arrays import STATISTICS_CODEC
+from esn.stores.integrity import store_arrays
+from esn.stores.lease import read_lease
 from esn.stores.validation import ValidationReport
 
-__all__ = ["format_bytes", "format_info", "format_validation"]
+if TYPE_CHECKING:
+    from esn.stores.activations import ActivationStore
+
+__all__ = ["format_bytes", "format_info", "format_validation", "store_info"]
 
 
 def format_bytes(n: int | None) -> str:
@@ -66,3 +75,53 @@ def format_validation(report: ValidationReport) -> str:
     lines += [f"  problem: {p}" for p in report.problems]
     lines += [f"  note: {n}" for n in report.notes]
     return "\n".join(lines)
+
+
+def store_info(store: ActivationStore) -> dict[str, Any]:
+    """Sizes, progress, storage figures and the writer of ``store``, as one JSON-able dict
+    (``ActivationStore.info``, ``esn info --json``)."""
+    attrs = store.attributes
+    progress = store.progress()
+    raw = stored = 0
+    for _, arr in store_arrays(store.group):  # checkpoints/ included
+        stored += arr.nbytes_stored()
+        chunk_bytes = int(np.prod(arr.chunks)) * arr.dtype.itemsize
+        raw += min(arr.nbytes, arr.nchunks_initialized * chunk_bytes)
+    return {
+        "url": store.url,
+        "schema_version": attrs.schema_version,
+        "model": attrs.model.to_dict(),
+        "hook_point": attrs.hook_point,
+        "labels": list(attrs.labels),
+        "corpus": list(attrs.corpus),
+        "created": attrs.created,
+        "sizes": {
+            "utterances": attrs.layout.n_utterances,
+            "spans": list(attrs.layout.spans),
+            "layers": attrs.layout.n_layers,
+            "neurons_per_layer": attrs.layout.n_neurons,
+            "neurons": attrs.layout.n_layers * attrs.layout.n_neurons,
+            "checkpoint_layers": list(attrs.layout.checkpoint_layers),
+        },
+        "progress": dataclasses.asdict(progress),
+        "chunking": {
+            "utterance_chunk": attrs.layout.utterance_chunk,
+            "n_chunks": attrs.layout.n_chunks,
+            "statistics_chunk_shape": list(attrs.layout.statistics_chunks),
+            "count_dtype": attrs.layout.count_dtype,
+            "codec": STATISTICS_CODEC.to_dict(),
+        },
+        "bytes": {"raw_written": raw, "stored": stored,
+                  "ratio": round(raw / stored, 3) if stored else None},
+        "versions": dict(attrs.versions),
+        "writer": _writer_of(store.url),
+    }
+
+
+def _writer_of(url: str) -> dict[str, Any] | None:
+    """The writer lease's holder, as a dict (None when no run writes the store)."""
+    try:
+        holder = read_lease(url)
+    except OSError:
+        return None
+    return None if holder is None else dataclasses.asdict(holder)

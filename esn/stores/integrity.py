@@ -35,7 +35,7 @@ from esn.schemas.store import (
 )
 
 __all__ = ["COMMIT_LOG", "CheckedArray", "CheckedStore", "CommitState", "required_chunk_keys",
-           "store_arrays"]
+           "store_arrays", "utterance_chunk_of"]
 
 COORDINATE_ARRAYS = ("span", "layer", "neuron", "option")
 CHECKPOINTS = "checkpoints"
@@ -114,6 +114,15 @@ def required_chunk_keys(group: zarr.Group, commits: CommitState) -> Iterable[str
             key = f"{path}/c/" + "/".join(map(str, coords)) if grid else f"{path}/c"
             if commits.requires(key):
                 yield key
+
+
+def utterance_chunk_of(key: str) -> int:
+    """The utterance chunk a chunk key belongs to (``K/c/3/...`` and
+    ``checkpoints/chunk_000003/...`` -> 3)."""
+    parts = key.split("/")
+    if parts[0] == CHECKPOINTS:
+        return int(parts[1].removeprefix("chunk_"))
+    return int(parts[2])
 
 
 class CheckedStore(WrapperStore[Store]):

@@ -19,7 +19,9 @@ import zarr
 
 from esn.errors import StoreDamagedError, StoreValidationError
 from esn.schemas.store import STATUS_PENDING, StoreLayout, VariableSpec
-from esn.stores.integrity import CommitState, required_chunk_keys
+from esn.stores.arrays import ALL_VARIABLES, COORDINATES
+from esn.stores.integrity import CommitState, required_chunk_keys, utterance_chunk_of
+from esn.stores.paths import list_keys
 
 if TYPE_CHECKING:
     from esn.stores.activations import ActivationStore, Progress
@@ -67,16 +69,10 @@ def schema_problems(group: zarr.Group, layout: StoreLayout, specs: Sequence[Vari
 
 
 def validate_store(store: ActivationStore, *, deep: bool = False) -> ValidationReport:
-    from esn.stores.activations import (
-        _ALL_VARIABLES,
-        COORDINATES,
-        Progress,
-        _list_keys,
-        _utterance_chunk_of,
-    )
+    from esn.stores.activations import Progress
 
     layout, group = store.layout, store.group
-    problems = schema_problems(group, layout, _ALL_VARIABLES, COORDINATES)
+    problems = schema_problems(group, layout, ALL_VARIABLES, COORDINATES)
     if problems:
         return ValidationReport(store.url, tuple(problems), (), None, ())
     notes: list[str] = []
@@ -100,14 +96,14 @@ def validate_store(store: ActivationStore, *, deep: bool = False) -> ValidationR
     if incomplete:
         notes.append(f"{len(incomplete)} chunk(s) partly finished; a resumed run rewrites them")
     commits = CommitState(status, layout.utterance_chunk)
-    present = set(_list_keys(group))
+    present = set(list_keys(group))
     required = list(required_chunk_keys(group, commits))
     missing: dict[str, list[str]] = defaultdict(list)
     for key in required:
         if key not in present:
             missing[_array_of(key)].append(key)
     for name, keys in missing.items():
-        chunks = sorted({_utterance_chunk_of(k) for k in keys})
+        chunks = sorted({utterance_chunk_of(k) for k in keys})
         shown = ", ".join(map(str, chunks[:10])) + (", ..." if len(chunks) > 10 else "")
         problems.append(f"{name}: {len(keys)} committed chunk file(s) missing, in utterance "
                         f"chunk {shown} (e.g. {keys[0]})")
@@ -115,7 +111,7 @@ def validate_store(store: ActivationStore, *, deep: bool = False) -> ValidationR
         if layout.checkpoint_layers and commits.chunk_has(chunk, done_only=True) and (
                 f"checkpoints/chunk_{chunk:06d}" not in group):
             problems.append(f"checkpoints of finished chunk {chunk} are missing")
-    uncommitted = sorted({_utterance_chunk_of(k) for k in present if k.startswith("K/c/")}
+    uncommitted = sorted({utterance_chunk_of(k) for k in present if k.startswith("K/c/")}
                          - {c for c in range(layout.n_chunks)
                             if commits.chunk_has(c, done_only=True)})
     if uncommitted:
