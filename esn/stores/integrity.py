@@ -10,6 +10,11 @@ exists wherever an utterance failed; and the commit log (``commits``, one file p
 written after ``status``) says which status chunks must exist. ``CheckedStore`` wraps the
 zarr store and raises ``StoreDamagedError`` when such a chunk is absent (no extra I/O: zarr
 asks for every chunk it reads); ``CheckedArray`` names the chunk that a codec cannot decode.
+
+Cost, measured on 2 cores (``esn select`` with every selector on a 512-utterance store of
+28 x 18944 neurons, best of 3 alternating runs, the same store): 10.74 s with these checks
+against 10.45 s for esn before them (32fae63, ``xr.open_zarr``): within run-to-run noise
+(medians 10.82 s vs 11.16 s).
 """
 
 from __future__ import annotations
