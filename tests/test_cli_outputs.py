@@ -367,3 +367,14 @@ def test_demo_folders_from_before_the_marker(tmp_path: Path) -> None:
     (fake / "corpus" / "manifest.csv").write_text("path,label\n")
     with pytest.raises(OutputRefusedError):
         claim_output(fake, DEMO_OUTPUT, resume=True)
+
+
+# -- esn acoustics (writes into an existing store only) ---------------------------------------
+
+def test_acoustics_never_writes_into_what_is_not_an_esn_store(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    user_folder(folder)
+    refused(["acoustics", "--store", folder], folder,
+            flags=((), ("--overwrite",), ("--overwrite", "--break-lock")))
+    text = plain_file(tmp_path / "store.zarr")
+    refused(["acoustics", "--store", text], text, flags=((), ("--overwrite",)))
