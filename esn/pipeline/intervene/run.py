@@ -1,10 +1,11 @@
 """``esn intervene``: test items, the condition sweep, and the results folder.
 
 Test items are finished utterances of the evaluation store (the identification store
-unless a transfer store is given), from the test split (``auto``: ``test`` when the store
-has splits, else the seeded held-out part the selection left out), class-balanced by
-seeded truncation, and disjoint from the identification pool recorded in the neuron-set
-file (an overlap is refused unless forced). Results go to a folder: ``results.zarr`` (an
+unless a transfer store is given), from the test split (``auto``: ``test``, or numbered
+test splits such as MSP-Podcast's ``Test1``/``Test2``, when the store has splits, else the
+seeded held-out part the selection left out), class-balanced by seeded truncation, and
+disjoint from the identification pool recorded in the neuron-set file (an overlap is
+refused unless forced). Results go to a folder: ``results.zarr`` (an
 xarray dataset over condition x item with every answer), ``answers.csv`` (one row per
 condition and item), ``neuron_sets.json`` (a copy of the sets that were applied) and
 ``summary.json`` (effect matrices per method and strength, and a ``context`` block: model,
@@ -43,7 +44,7 @@ from esn.pipeline.intervene.label_agnostic import (
     two_pass_conditions,
 )
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
-from esn.pipeline.select.pool import heldout_mask, pool_audio, shares_audio
+from esn.pipeline.select.pool import heldout_mask, in_test_splits, pool_audio, shares_audio
 from esn.pipeline.select.run import store_fingerprint
 from esn.provenance import library_versions
 from esn.schemas.neuron_sets import NeuronSets
@@ -121,7 +122,12 @@ def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: 
     keep = (store.status() == STATUS_DONE) & np.isin(emotion, store.attributes.labels)
     if split == "auto":
         if (splits != "").any():
-            keep &= splits == "test"
+            in_test = in_test_splits(splits)
+            if not in_test.any():
+                raise RequestError(
+                    f"the store has splits {sorted(set(splits.tolist()) - {''})} but none "
+                    "named 'test' (or test1, test2...): choose one with --split NAME")
+            keep &= in_test
         elif same_store:  # the complement of the selection's held-out draw
             keep &= heldout_mask(ids, emotion, float(pool_options.get("holdout", 0.5)),
                                  int(pool_options.get("seed", 0)))

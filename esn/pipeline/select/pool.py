@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -20,9 +21,23 @@ from esn.errors import RequestError
 from esn.pipeline.corpora.base import audio_key
 from esn.schemas.store import STATUS_DONE
 
-__all__ = ["PoolOptions", "choose_pool", "heldout_mask", "pool_audio", "shares_audio"]
+__all__ = ["PoolOptions", "choose_pool", "heldout_mask", "in_test_splits", "is_test_split",
+           "pool_audio", "shares_audio"]
 
 AUTO = "auto"
+# ``--split auto``'s test data: ``test`` and numbered test sets, as MSP-Podcast's ``Test1``
+# and ``Test2`` (lower-cased by the loader); development sets are neither train nor test.
+_TEST_SPLIT = re.compile(r"test\d*")
+
+
+def is_test_split(name: str) -> bool:
+    """Whether ``--split auto`` takes split ``name`` as test data: ``test``, ``test1``..."""
+    return _TEST_SPLIT.fullmatch(name) is not None
+
+
+def in_test_splits(splits: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Which items are in a test split (``is_test_split``), from the ``split`` metadata."""
+    return np.array([is_test_split(str(s)) for s in splits], dtype=bool)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
