@@ -6,6 +6,7 @@ built-in tiny id (``TINY_MODELS``) and returns the family's ``ModelAdapter``.
 
 from esn.pipeline.models.audioflamingo3 import AudioFlamingo3Adapter
 from esn.pipeline.models.base import ChatTemplateAdapter, LoadOptions, ModelAdapter, ProbeBatch
+from esn.pipeline.models.devices import SUPPORTED_DEVICES, check_device
 from esn.pipeline.models.kimi_audio import KimiAudioAdapter
 from esn.pipeline.models.qwen2_5_omni import QwenOmniAdapter
 from esn.pipeline.models.qwen2_audio import Qwen2AudioAdapter
@@ -16,6 +17,7 @@ from esn.pipeline.models.voxtral import VoxtralAdapter
 __all__ = [
     "ADAPTERS",
     "MODEL_TYPES",
+    "SUPPORTED_DEVICES",
     "TINY_MODELS",
     "AudioFlamingo3Adapter",
     "ChatTemplateAdapter",
@@ -28,6 +30,7 @@ __all__ = [
     "TinyModel",
     "VoxtralAdapter",
     "build_tiny",
+    "check_device",
     "load_adapter",
     "resolve_family",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 from esn.errors import EsnError, ModelLoadError
 from esn.pipeline.models.audioflamingo3 import AudioFlamingo3Adapter
 from esn.pipeline.models.base import LoadOptions, ModelAdapter, dtype_name, model_dtype, place_model
+from esn.pipeline.models.devices import check_device
 from esn.pipeline.models.kimi_audio import KimiAudioAdapter
 from esn.pipeline.models.qwen2_5_omni import QwenOmniAdapter
 from esn.pipeline.models.qwen2_audio import Qwen2AudioAdapter
@@ -43,8 +44,10 @@ def load_adapter(options: LoadOptions) -> ModelAdapter:
 
     Raises ``ModelLoadError`` for an id or path that cannot be found or read, or whose
     ``model_type`` no adapter handles, and ``MissingDependencyError`` when the family needs a
-    package that is not installed.
+    package that is not installed. A device it cannot use (``check_device``) is refused
+    before anything loads.
     """
+    check_device(options.device)
     tiny = TINY_MODELS.get(options.model_id)
     if tiny is not None:
         return _load_tiny(options, tiny.family)
