@@ -199,6 +199,12 @@ class ModelAdapter(abc.ABC):
         return int(getattr(self.processor.feature_extractor, "sampling_rate", 16000))
 
     @property
+    def max_audio_seconds(self) -> float | None:
+        """The most seconds of a clip the model hears; the processor drops the rest. ``None``:
+        the whole clip is heard (see each adapter's docstring and the README's long audio)."""
+        return None
+
+    @property
     def tokenizer(self) -> Any:
         return getattr(self.processor, "tokenizer", self.processor)
 
@@ -362,6 +368,13 @@ class ChatTemplateAdapter(ModelAdapter):
 def _mask_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """``(B, L)`` positions counted over the unmasked tokens (0 on left padding)."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def whisper_window_seconds(processor: Any) -> float:
+    """The seconds a Whisper feature extractor keeps of a clip (``n_samples``, 30 s in the
+    released checkpoints): it pads or truncates every clip to that many samples."""
+    extractor = processor.feature_extractor
+    return float(extractor.n_samples) / float(extractor.sampling_rate)
 
 
 def check_clip(audio: np.ndarray) -> np.ndarray:

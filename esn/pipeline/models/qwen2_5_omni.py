@@ -3,7 +3,8 @@
 Prompt: ``<|im_start|>system ... <|im_end|> <|im_start|>user <|audio_bos|> <|AUDIO|> x n
 <|audio_eos|> {prompt} <|im_end|> <|im_start|>assistant``, n = 25 per second of audio
 (``n = ((F - 1)//2 + 1 - 2)//2 + 1`` for F valid 10-ms mel frames). Positions are 3-axis
-mRoPE from ``get_rope_index``; for audio-only prompts the three axes are equal.
+mRoPE from ``get_rope_index``; for audio-only prompts the three axes are equal. Long audio:
+the Whisper feature extractor keeps the first 30 s of a clip (one window).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from esn.pipeline.models.base import ChatTemplateAdapter, ProbeBatch
+from esn.pipeline.models.base import ChatTemplateAdapter, ProbeBatch, whisper_window_seconds
 
 __all__ = ["QwenOmniAdapter"]
 
@@ -24,6 +25,10 @@ class QwenOmniAdapter(ChatTemplateAdapter):
     model_class: ClassVar[str] = "Qwen2_5OmniThinkerForConditionalGeneration"
     #: The thinker computes its mRoPE positions itself (and caches rope deltas for decoding).
     explicit_positions: ClassVar[bool] = False
+
+    @property
+    def max_audio_seconds(self) -> float | None:
+        return whisper_window_seconds(self.processor)  # one Whisper window: 30 s
 
     def _rope_owner(self) -> nn.Module:
         # get_rope_index lives on the thinker in 5.17 and on thinker.model in 5.24.

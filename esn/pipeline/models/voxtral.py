@@ -2,7 +2,8 @@
 
 Prompt (mistral-common instruct format): ``<s> [INST] [BEGIN_AUDIO] [AUDIO] x n {prompt}
 [/INST]``. Audio is padded to whole chunks (30 s for the real model) and gets 12.5 tokens per
-second of padded audio: n = 375 per 30-s chunk. Positions: 1-D RoPE. Needs the
+second of padded audio: n = 375 per 30-s chunk; a long clip is heard whole, in as many
+chunks as it needs (the processor cuts nothing). Positions: 1-D RoPE. Needs the
 ``mistral-common`` package (the processor's tokenizer backend).
 """
 
