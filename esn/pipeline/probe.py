@@ -3,8 +3,21 @@
 Each item gets the candidate emotions as numbered options. With ``option_order="random"``
 (the study's setting) the emotion-to-number mapping is drawn per item from the seed and
 the item id, so the same item always gets the same mapping, whatever the batch or the run.
-Answers are parsed by cascade: first a number (``"2"``, ``"Option 2."``), else a number
-word (``"two"``), else an emotion name or alias (``"angry"`` for anger).
+
+The parse cascade (``parse_answer``, the one definition; the README says the same), on the
+lower-cased answer:
+
+1. digits: each maximal run of ASCII digits ``[0-9]+`` not preceded by ``.`` (so ``"1.5"``
+   reads 1), in order; the first run whose value is an option number (1..n) is the answer.
+   ``"12"`` with 4 options is no option (12), never option 1; ``"9 or 1"`` is option 1.
+   Only ASCII digits count: ``"²"`` and the full-width ``"３"`` are not digits (nor words).
+2. else the first number word (``"one"``..``"twelve"``) that is an option number;
+3. else the first emotion name or alias (two words before one: ``"neutral state"``) that
+   names one of the options; else no answer (``""``).
+
+``decided_answer`` says when a *prefix* of an answer already fixes its parse, whatever
+follows: when the digit step has found an option number in a run that has ended (a
+character other than a digit follows). Replay decodes until then (``esn.pipeline.intervene``).
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ from esn.errors import RequestError
 from esn.pipeline.corpora.emotions import normalize_label
 from esn.schemas.store import ProbeInfo
 
-__all__ = ["DEFAULT_TEMPLATE", "Probe", "parse_answer"]
+__all__ = ["DEFAULT_TEMPLATE", "Probe", "decided_answer", "parse_answer"]
 
 DEFAULT_TEMPLATE = (
     "What emotion does the speaker express? Options: {options}. "
@@ -29,7 +42,8 @@ DEFAULT_TEMPLATE = (
 )
 NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                 "eleven", "twelve")
-_DIGITS = re.compile(r"(?<![\d.])(\d+)(?![\d])")
+#: A maximal run of ASCII digits not preceded by "." (``\d`` would take any Unicode digit).
+_DIGITS = re.compile(r"(?<![0-9.])([0-9]+)(?![0-9])", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -92,8 +106,9 @@ class Probe:
 def parse_answer(answer: str, options: Sequence[str]) -> str:
     """The emotion an answer picks among ``options`` (option i+1 = ``options[i]``), or ``""``.
 
-    Cascade: the first number that is a valid option number; else the first number word
-    that is; else the first emotion name or alias that names one of the options.
+    Cascade (module docstring): the first run of ASCII digits that is an option number;
+    else the first number word that is; else the first emotion name or alias that names
+    one of the options.
     """
     text = answer.lower()
     for match in _DIGITS.finditer(text):
@@ -113,3 +128,21 @@ def parse_answer(answer: str, options: Sequence[str]) -> str:
             if candidate and normalize_label(candidate) in wanted:
                 return normalize_label(candidate)
     return ""
+
+
+def decided_answer(prefix: str, options: Sequence[str]) -> str | None:
+    """The parse of every answer that begins with ``prefix``, when ``prefix`` already fixes
+    it; ``None`` while what follows could still change it.
+
+    Fixed only by the digit step: an option-number run that has ended inside ``prefix``
+    (``"1."``, ``"1 "``, ``"3 sad"``, ``"9 or 1)"``), with no unfinished run before it.
+    ``"1"`` is not fixed (it may go on to ``"12"``), nor is ``"sad"`` (a later digit wins).
+    """
+    text = prefix.lower()
+    for match in _DIGITS.finditer(text):
+        if match.end() == len(text):
+            return None  # the run may continue
+        number = int(match.group(1))
+        if 1 <= number <= len(options):
+            return options[number - 1]
+    return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from esn.pipeline.probe import DEFAULT_TEMPLATE, Probe, parse_answer
+from esn.pipeline.probe import DEFAULT_TEMPLATE, Probe, decided_answer, parse_answer
 from esn.schemas import ProbeInfo
 
 LABELS = ("anger", "happy", "neutral", "sad", "surprise")
@@ -73,3 +73,45 @@ def test_info_round_trip_and_validation() -> None:
         Probe(labels=LABELS, template="{options} {other}")
     with pytest.raises(ValueError, match="distinct"):
         Probe(labels=("sad", "sad"))
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("12", ""),  # twelve is no option, and never option 1
+        ("13 sad", "sad"),
+        ("1.", "anger"),
+        ("1)", "anger"),
+        (" 3", "neutral"),
+        ("3 sad", "neutral"),
+        ("²", ""),  # isdigit() is True, but it is no ASCII digit
+        ("３", ""),  # full-width digits are not digits
+        ("x²1", "anger"),
+        ("10", ""),
+        ("Option 2", "happy"),
+    ],
+)
+def test_digit_step_reads_whole_ascii_runs(answer: str, expected: str) -> None:
+    assert parse_answer(answer, LABELS) == expected
+
+
+@pytest.mark.parametrize(
+    ("prefix", "decided"),
+    [
+        ("1", None),  # may become "12"
+        ("12", None),
+        ("1.", "anger"),
+        ("1 ", "anger"),
+        ("12 ", None),  # no option yet, the words or a later digit decide
+        ("9 or 1", None),
+        ("9 or 1)", "anger"),
+        ("sad", None),
+        ("", None),
+        ("Option 2.", "happy"),
+    ],
+)
+def test_decided_answer_fixes_only_ended_option_runs(prefix: str, decided: str | None) -> None:
+    assert decided_answer(prefix, LABELS) == decided
+    if decided is not None:  # whatever follows, the parse is the decided answer
+        for tail in ("", "2", "0 sad", " angry", "5"):
+            assert parse_answer(prefix + tail, LABELS) == decided

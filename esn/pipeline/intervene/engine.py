@@ -2,11 +2,15 @@
 
 ``replay``: from the latest hidden-state checkpoint at or below the condition's earliest
 intervened layer (the baseline uses the last checkpoint), rerun the remaining layers for
-many (condition, item) pairs per pass, each row with its own intervention, and read the
-first token; an option number is the answer. Items whose first token is not an option
-number, conditions with no usable checkpoint, and stores without checkpoints go to
-``full``: decode the audio, build the batch, and generate with the intervention.
-``engine="auto"`` does exactly that; ``"replay"`` refuses what it cannot replay;
+many (condition, item) pairs per pass, each row with its own intervention, and take the
+first token. It is the whole answer when it ends the sequence or ``max_new_tokens`` is 1.
+When it is a digit (or blank), the answer is fixed only once the run of digits has ended
+(``esn.pipeline.probe.decided_answer``): those rows decode on greedily from the layer-0
+checkpoint (``replay_greedy``) until the parse is fixed or the answer complete, at most
+``max_new_tokens``. Every other item, and every item of a store without a layer-0 checkpoint
+whose first token does not end it, goes to ``full``: decode the audio, build the batch, and
+generate with the intervention. Either way the parse is that of the full answer.
+``engine="auto"`` does exactly that; ``"replay"`` refuses conditions it cannot replay;
 ``"full"`` never replays.
 """
 
@@ -26,11 +30,13 @@ from esn.pipeline.intervene.hooks import intervention_hooks
 from esn.pipeline.intervene.replay import (
     ReplayInputs,
     choose_checkpoint,
-    first_token_digit,
+    is_ascii_digits,
     replay_first_logits,
+    replay_greedy,
+    stop_token_ids,
 )
 from esn.pipeline.models.base import ModelAdapter, ProbeBatch
-from esn.pipeline.probe import Probe
+from esn.pipeline.probe import Probe, decided_answer
 from esn.stores.activations import ActivationStore
 from esn.stores.checkpoints import CheckpointChunk
 
@@ -100,11 +106,13 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             used: np.ndarray, pending: dict[int, list[int]],
             report: Callable[[], None]) -> None:
     layout = store.layout
+    stops = stop_token_ids(adapter)
     by_chunk: dict[int, list[int]] = defaultdict(list)
     for position, item in enumerate(items):
         by_chunk[item // layout.utterance_chunk].append(position)
     for chunk, positions in sorted(by_chunk.items()):
         saved: CheckpointChunk = store.read_checkpoints(chunk)
+        going_on: list[tuple[int, int]] = []  # (condition, item position) to decode on
         by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for c in replayable:
             layer = _replay_layer(conditions[c], layout.checkpoint_layers)
@@ -119,16 +127,56 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
                 logits = replay_first_logits(adapter, inputs,
                                              [conditions[c].intervention_for(p)
                                               for c, p in part])
-                tokens = logits.argmax(-1).cpu()
-                digits = first_token_digit(adapter, tokens, layout.n_options)
-                for (c, p), token, digit in zip(part, tokens, digits, strict=True):
-                    if digit is None:
+                tokens = logits.argmax(-1).cpu().tolist()
+                for (c, p), token in zip(part, tokens, strict=True):
+                    text = adapter.decode(torch.tensor([token]))
+                    if token in stops or probe.max_new_tokens == 1:  # the whole answer
+                        raw[c, p] = text
+                        parsed[c, p] = probe.parse(text, tuple(options[items[p]]))
+                        used[c, p] = "replay"
+                    elif _undecided(text) and 0 in layout.checkpoint_layers:
+                        going_on.append((c, p))
+                    else:
                         pending[c].append(p)
-                        continue
-                    raw[c, p] = adapter.decode(token.reshape(1))
-                    parsed[c, p] = probe.parse(raw[c, p], tuple(options[items[p]]))
-                    used[c, p] = "replay"
                 report()
+        for first in range(0, len(going_on), batch_size):
+            part = going_on[first:first + batch_size]
+            _decode_on(adapter, saved, layout.checkpoint_layers, chunk * layout.utterance_chunk,
+                       items, conditions, part, options, probe, raw, parsed, used, pending)
+            report()
+
+
+def _undecided(text: str) -> bool:
+    """A first token after which the parse may still be fixed by digits: blank (a space,
+    a special token) or ASCII digits (``"1"`` may go on to ``"12"`` or to ``"1."``)."""
+    return text == "" or is_ascii_digits(text)
+
+
+def _decode_on(adapter: ModelAdapter, saved: CheckpointChunk, checkpoint_layers: Sequence[int],
+               offset: int, items: Sequence[int], conditions: Sequence[Condition],
+               part: list[tuple[int, int]], options: np.ndarray, probe: Probe,
+               raw: np.ndarray, parsed: np.ndarray, used: np.ndarray,
+               pending: dict[int, list[int]]) -> None:
+    """Greedy decoding from the layer-0 checkpoint for ``part`` (condition, item position)
+    until each answer's parse is fixed or the answer complete; the others go to ``pending``."""
+    inputs = ReplayInputs.from_checkpoints(saved, checkpoint_layers, 0,
+                                           [items[p] - offset for _, p in part])
+    choices = [tuple(options[items[p]]) for _, p in part]
+
+    def enough(row: int, text: str) -> bool:
+        return not _undecided(text) or decided_answer(text, choices[row]) is not None
+
+    decoded = replay_greedy(adapter, inputs, [conditions[c].intervention_for(p) for c, p in part],
+                            probe.max_new_tokens, enough)
+    for (c, p), row, choice in zip(part, decoded, choices, strict=True):
+        text = adapter.decode(torch.tensor(row.token_ids, dtype=torch.long))
+        fixed = decided_answer(text, choice)
+        if fixed is None and not row.complete:
+            pending[c].append(p)  # the run of digits ended outside the options: in full
+            continue
+        raw[c, p] = text
+        parsed[c, p] = fixed if fixed is not None else probe.parse(text, choice)
+        used[c, p] = "replay"
 
 
 def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],

@@ -3,14 +3,22 @@
 If the earliest intervened layer is c, the residual stream entering c is unchanged by the
 intervention, so a checkpoint at a layer <= c (stored by ``esn extract
 --checkpoint-layers``) is the exact starting point: the audio encoder and the layers below
-never run again. The replay yields the logits of the first generated token; when that
-token is an option number, it is the answer (the parse cascade takes the first number).
+never run again. The replay yields the logits of the first generated token.
+
+A first token that is a digit does not decide the answer by itself (``"1"`` may go on to
+``"12"``, no option; ``esn.pipeline.probe`` has the rule), so ``replay_greedy`` decodes on,
+greedily and with the intervention applied, until the parse is fixed. Decoding a new token
+needs every layer's keys and values of the prompt, and those of the layers below c are not
+stored: it starts from the checkpoint at layer 0 (the merged embeddings, audio included),
+prefills all layers once into a KV cache and then decodes one token per step.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -18,7 +26,8 @@ from esn.pipeline.intervene.hooks import Intervention, intervention_hooks
 from esn.pipeline.models.base import ModelAdapter, ProbeBatch
 from esn.stores.checkpoints import CheckpointChunk
 
-__all__ = ["ReplayInputs", "choose_checkpoint", "first_token_digit", "replay_first_logits"]
+__all__ = ["ReplayInputs", "choose_checkpoint", "first_token_digit", "replay_first_logits",
+           "replay_greedy", "stop_token_ids"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +92,89 @@ def replay_first_logits(adapter: ModelAdapter, inputs: ReplayInputs,
 
 def first_token_digit(adapter: ModelAdapter, token_ids: torch.Tensor, n_options: int
                       ) -> list[int | None]:
-    """For each first token: the option number it spells (1..n_options), or ``None`` when
-    it does not decide the answer by itself (then the full generation must run)."""
+    """For each first token: the option number it spells (1..n_options) if it is ASCII
+    digits only, else ``None``. It decides nothing alone (a run of digits may go on);
+    ``replay_greedy`` decodes until the answer is fixed."""
     out: list[int | None] = []
     for token in token_ids.tolist():
-        text = adapter.decode(torch.tensor([token])).strip()
-        out.append(int(text) if text.isdigit() and 1 <= int(text) <= n_options else None)
+        text = adapter.decode(torch.tensor([token]))
+        number = int(text) if is_ascii_digits(text) else 0
+        out.append(number if 1 <= number <= n_options else None)
     return out
+
+
+def is_ascii_digits(text: str) -> bool:
+    """Whether ``text`` is a non-empty run of ``[0-9]`` (``"²".isdigit()`` is also True)."""
+    return text.isascii() and text.isdigit()
+
+
+def stop_token_ids(adapter: ModelAdapter) -> frozenset[int]:
+    """End-of-sequence ids that end ``generate``: the model's generation config's, else its
+    config's, else the tokenizer's."""
+    model: Any = adapter.model
+    for value in (getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+                  getattr(model.config, "eos_token_id", None),
+                  getattr(adapter.tokenizer, "eos_token_id", None)):
+        if value is not None:
+            return frozenset([value] if isinstance(value, int) else (int(v) for v in value))
+    return frozenset()
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """Greedy new tokens of one row (end-of-sequence not included) and whether the answer
+    is complete: an end-of-sequence token came, or ``max_new_tokens`` were decoded."""
+
+    token_ids: tuple[int, ...]
+    complete: bool
+
+
+@torch.no_grad()
+def replay_greedy(adapter: ModelAdapter, inputs: ReplayInputs,
+                  rows: Intervention | Sequence[Intervention | None] | None,
+                  max_new_tokens: int, enough: Callable[[int, str], bool]) -> list[Decoded]:
+    """Greedy decoding from the checkpoint at layer 0 (``inputs.layer`` must be 0), as
+    ``generate`` decodes: ``rows`` applied at every position, a KV cache, positions going
+    on from the prompt's last one. Row b stops at end-of-sequence, after
+    ``max_new_tokens``, or once ``enough(b, text)`` holds for its decoded text so far."""
+    if inputs.layer != 0:
+        raise ValueError(f"decoding needs the checkpoint at layer 0, got {inputs.layer}")
+    from transformers import DynamicCache
+
+    device_inputs = inputs.to(adapter.device)
+    decoder: Any = adapter.decoder
+    embed: Any = adapter.model.get_input_embeddings()
+    # The cache keyword of the decoder's forward: "past_key_values" up to 5.2x, then "cache".
+    cache_key = ("cache" if "cache" in inspect.signature(decoder.forward).parameters
+                 else "past_key_values")
+    cache = DynamicCache()
+    stops = stop_token_ids(adapter)
+    size = device_inputs.hidden.shape[0]
+    h = device_inputs.hidden.to(adapter.dtype)
+    mask = device_inputs.batch.attention_mask.long()
+    positions = device_inputs.positions
+    tokens: list[list[int]] = [[] for _ in range(size)]
+    live = [True] * size
+    complete = [False] * size
+    with intervention_hooks(adapter, rows if rows is not None else []):
+        for _ in range(max_new_tokens):
+            out = decoder(inputs_embeds=h, attention_mask=mask, position_ids=positions,
+                          use_cache=True, **{cache_key: cache})
+            following = adapter.lm_head(out.last_hidden_state[:, -1]).float().argmax(-1)
+            for b, token in enumerate(following.tolist()):
+                if not live[b]:
+                    continue
+                if token in stops:
+                    live[b], complete[b] = False, True
+                    continue
+                tokens[b].append(token)
+                if len(tokens[b]) == max_new_tokens:
+                    live[b], complete[b] = False, True
+                elif enough(b, adapter.decode(torch.tensor(tokens[b]))):
+                    live[b] = False
+            if not any(live):
+                break
+            h = embed(following[:, None]).to(adapter.dtype)
+            mask = torch.cat([mask, mask.new_ones((size, 1))], dim=-1)
+            positions = positions[..., -1:] + 1
+    return [Decoded(tuple(t), c) for t, c in zip(tokens, complete, strict=True)]

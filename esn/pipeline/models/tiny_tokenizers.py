@@ -3,7 +3,9 @@
 ``word_level_tokenizer`` makes a ``tokenizers`` word-level tokenizer wrapped for transformers
 (the Qwen-style families); ``tekken_tokenizer`` makes a tiny mistral-common tekken tokenizer
 (byte-level BPE plus the real control-token ids) wrapped as transformers'
-``MistralCommonBackend`` (Voxtral). Both know the probe's words: digits, number words,
+``MistralCommonBackend`` (Voxtral); ``qwen2_bpe_tokenizer`` makes a byte-level BPE tokenizer
+with Qwen2's pre-tokenizer (every digit its own piece, so ``"12"`` is ``"1"``, ``"2"``), for
+tests of how answers split into tokens. All know the probe's words: digits, number words,
 emotion names and common prompt words.
 """
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from esn.errors import MissingDependencyError
 
-__all__ = ["PROBE_WORDS", "tekken_tokenizer", "word_level_tokenizer"]
+__all__ = ["PROBE_WORDS", "qwen2_bpe_tokenizer", "tekken_tokenizer", "word_level_tokenizer"]
 
 PROBE_WORDS: tuple[str, ...] = (
     *"0123456789",
@@ -79,6 +81,70 @@ def word_level_tokenizer(
     tokenizer.add_special_tokens(
         {"additional_special_tokens": [t for t in special_tokens if t not in named]}
     )
+    return tokenizer
+
+
+#: Qwen2's pre-tokenizer split (its tokenizer.json): contractions, letters with one leading
+#: non-letter, each digit alone (``\p{N}``), punctuation runs, newlines, spaces.
+QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def _byte_chars() -> dict[int, str]:
+    """GPT-2's byte-to-character map, which byte-level BPE vocabularies are written in."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    chars = dict.fromkeys(range(256), "")
+    extra = 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+def qwen2_bpe_tokenizer(
+    special_tokens: Sequence[str], *, pad_token: str, eos_token: str,
+) -> Any:
+    """A byte-level BPE tokenizer split as Qwen2's (``QWEN2_PATTERN``, then bytes): the 256
+    byte pieces, then merges building each probe word (capitalised too, with and without a
+    leading space) from its prefixes, shortest first. Any text encodes (bytes at worst) and
+    decodes back. ``special_tokens`` come first (ids 0..). Returns a transformers tokenizer.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = _byte_chars()
+    vocab: dict[str, int] = {t: i for i, t in enumerate(special_tokens)}
+    for b in range(256):
+        vocab.setdefault(chars[b], len(vocab))
+    forms = [
+        "".join(chars[b] for b in (prefix + form).encode())
+        for w in PROBE_WORDS if not w.isdigit()
+        for form in dict.fromkeys((w, w.capitalize())) for prefix in ("", " ")
+    ]
+    merges: list[tuple[str, str]] = []
+    for length in range(2, max(len(f) for f in forms) + 1):
+        for form in forms:
+            if len(form) >= length and form[:length] not in vocab:
+                merges.append((form[:length - 1], form[length - 1]))
+                vocab[form[:length]] = len(vocab)
+    core = Tokenizer(models.BPE(vocab, merges, ignore_merges=False))
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(list(special_tokens))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=pad_token,
+                                        eos_token=eos_token)
+    named = {pad_token, eos_token}
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": [t for t in special_tokens if t not in named]})
     return tokenizer
 
 
