@@ -10,6 +10,7 @@ from esn.errors import RequestError
 from esn.pipeline.intervene.conditions import BASELINE, build_conditions
 from esn.pipeline.intervene.engine import answer_items
 from esn.pipeline.models import LoadOptions, load_adapter
+from esn.pipeline.probe import parse_answer
 from esn.schemas import STATUS_DONE
 from esn.stores import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets
@@ -56,6 +57,11 @@ def test_auto_engine_equals_full_generation(store_and_sets) -> None:
     assert (full.engine == "full").all()
     assert set(np.unique(auto.engine)) <= {"replay", "full"}
     np.testing.assert_array_equal(auto.parsed, full.parsed)
+    options = store.metadata("options")
+    for answers in (auto, full):  # each answer is the parse of its own text
+        assert answers.parsed.tolist() == [
+            [parse_answer(answers.raw[c, p], tuple(options[i])) for p, i in enumerate(items)]
+            for c in range(len(grid))]
     replayed = int((auto.engine == "replay").sum())
     assert 0 < replayed < auto.engine.size, replayed  # both engines were exercised
     print(f"replayed {replayed} of {auto.engine.size} answers")

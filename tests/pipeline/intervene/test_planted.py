@@ -15,6 +15,7 @@ from esn.pipeline.intervene.conditions import Condition
 from esn.pipeline.intervene.engine import answer_items
 from esn.pipeline.intervene.run import InterveneRequest, intervene
 from esn.pipeline.models import LoadOptions, load_adapter
+from esn.pipeline.probe import parse_answer
 from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
 from esn.stores import ActivationStore
 from esn.stores.neuron_sets import write_neuron_sets
@@ -76,3 +77,21 @@ def test_the_sweep_shows_the_self_effect(planted, tmp_path: Path) -> None:
     assert table["gap"][row] < -20
     print("sad row:", np.round(table["delta"][row], 1), "rnd row:",
           np.round(table["delta"][table["rows"].index("rnd")], 1))
+
+
+def test_replay_and_full_agree_on_the_planted_model(planted) -> None:
+    adapter, root = planted
+    store = ActivationStore.open(root / "s.zarr")
+    options = store.metadata("options")
+    items = list(range(len(store.metadata("emotion"))))
+    conditions = [Condition("baseline", "", 0.0, 0, None),
+                  Condition("planted", TARGET, 0.0, 0, Intervention.deactivate(PLANTED)),
+                  Condition("planted", TARGET, 3.0, 0, Intervention.steer(PLANTED, 3.0))]
+    auto = answer_items(adapter, store, items, conditions, engine="auto", batch_size=8)
+    full = answer_items(adapter, store, items, conditions, engine="full", batch_size=8)
+    assert (auto.engine == "replay").all()  # one new token: the first token is the answer
+    np.testing.assert_array_equal(auto.parsed, full.parsed)
+    np.testing.assert_array_equal(auto.raw, full.raw)
+    for c in range(len(conditions)):
+        assert full.parsed[c].tolist() == [
+            parse_answer(full.raw[c, p], tuple(options[i])) for p, i in enumerate(items)]
