@@ -391,6 +391,9 @@ def _dask_progress():  # noqa: ANN202 - a context manager
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force-overlap", is_flag=True,
               help="Allow test items that are in the identification pool.")
+@click.option("--force-model", is_flag=True,
+              help="Run on a model whose revision, dtype or config differs from the store's "
+                   "(the difference is recorded in the results).")
 @click.option("--overwrite", is_flag=True,
               help="Replace a results folder esn wrote (any other path is refused).")
 @library_errors
@@ -401,8 +404,13 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
               temperature: float, split: str,
               per_emotion: int | None, engine: str,
               eval_store: str | None, batch_size: int, device: str, dtype: str, n_boot: int,
-              seed: int, force_overlap: bool, overwrite: bool) -> None:
+              seed: int, force_overlap: bool, force_model: bool, overwrite: bool) -> None:
     """Deactivate or steer the selected neurons and measure emotion recognition.
+
+    The model is the store's own (id, revision, dtype, attention implementation and
+    remote-code flag from its record; --dtype auto keeps the store's dtype); a model that
+    differs is refused unless --force-model. The unintervened answers are compared with
+    those stored at extraction, and the agreement is printed and kept in summary.json.
 
     \b
     Example:
@@ -414,8 +422,6 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
     from esn.pipeline.intervene.describe import format_results
     from esn.pipeline.intervene.run import InterveneRequest, claim_results_output
     from esn.pipeline.intervene.run import intervene as run_intervene
-    from esn.pipeline.models import LoadOptions
-    from esn.stores import ActivationStore
 
     if summary:
         click.echo(format_results(Path(out)))
@@ -426,15 +432,13 @@ def intervene(store_url: str | None, sets_path: str | None, out: str, summary: b
     if (alphas and mode == "deactivate") or (fractions and mode == "steer"):
         raise click.UsageError("--alpha is for --mode steer, --fraction for --mode deactivate")
     claim_results_output(out, overwrite=overwrite)  # before the store or a model is opened
-    model_id = ActivationStore.open(eval_store or store_url).attributes.model.id
     folder = run_intervene(InterveneRequest(
         store=store_url, sets=sets_path, out=out, mode=mode, strengths=strengths or None,
         methods=_split_list(methods), random_draws=random_draws, split=split,
         per_emotion=per_emotion, engine=engine, eval_store=eval_store,
         label_agnostic=_split_list(label_agnostic) or (), temperature=temperature,
         batch_size=batch_size, n_boot=n_boot, seed=seed, force_overlap=force_overlap,
-        overwrite=overwrite,
-        model=LoadOptions(model_id=model_id, device=device, dtype=dtype),
+        overwrite=overwrite, device=device, dtype=dtype, force_model=force_model,
     ), progress=stderr_progress("answered"))
     click.echo(format_results(folder))
 

@@ -16,6 +16,7 @@ __all__ = [
     "MissingDependencyError",
     "RequestError",
     "ModelLoadError",
+    "ModelMismatchError",
     "OutputRefusedError",
     "SchemaError",
     "StoreDamagedError",
@@ -108,3 +109,7 @@ class OutputRefusedError(EsnError, FileExistsError):
 class StoreWriteError(EsnError, OSError):
     """Writing a store failed (a full disk, a read-only file system...); what was committed
     before stays, and the same command resumes."""
+
+
+class ModelMismatchError(EsnError, ValueError):
+    """The model loaded for an intervention is not the one the store was made with."""

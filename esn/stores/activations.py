@@ -264,8 +264,11 @@ class ActivationStore:
         have, want = _flatten(self.attributes.identity()), _flatten(wanted.identity())
         if have == want:
             return
-        if have.get("batch_size") == 0:  # a store from before batch sizes were recorded
-            have["batch_size"] = want.get("batch_size")
+        unrecorded = {"batch_size": 0, "model.attn_implementation": "",
+                      "model.config_digest": ""}  # in stores from before they were recorded
+        for key, missing in unrecorded.items():
+            if key in have and have[key] == missing:
+                have[key] = want.get(key)
         differing = [k for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
         if not differing:
             return

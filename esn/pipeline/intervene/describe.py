@@ -7,7 +7,7 @@ from pathlib import Path
 
 from esn.errors import StoreNotFoundError
 
-__all__ = ["format_results"]
+__all__ = ["format_agreement", "format_results"]
 
 
 def format_results(folder: Path) -> str:
@@ -34,5 +34,28 @@ def format_results(folder: Path) -> str:
         lines.append(f"{row['condition']}: {cells}; UAR {row['uar_change']:+.2f}")
     if summary.get("label_agnostic"):
         lines.append("")
+    lines.extend(format_agreement(summary))
     lines.append(f"per-item answers: {folder / 'answers.csv'}")
     return "\n".join(lines)
+
+
+def format_agreement(summary: dict) -> list[str]:
+    """The baseline line: unintervened answers against those stored at extraction, with the
+    items that differ (at most 10 shown; all are in summary.json), and a forced model."""
+    lines = []
+    context = summary.get("context", {})
+    if context.get("forced_model"):
+        lines.append("model     forced: " + "; ".join(context.get("model_differences", [])))
+    agreement = summary.get("baseline_agreement")
+    if agreement:
+        lines.append(f"baseline  {agreement['agree']}/{agreement['n']} unintervened answers "
+                     f"equal those stored at extraction ({100 * agreement['fraction']:.1f}%)")
+        for row in agreement["differing"][:10]:
+            lines.append(f"  differs  {row['item']}: stored {row['stored'] or '-'!s} "
+                         f"({row['stored_raw']!r}), now {row['now'] or '-'!s} "
+                         f"({row['now_raw']!r})")
+        more = len(agreement["differing"]) - 10
+        if more > 0:
+            lines.append(f"  ... and {more} more (summary.json: baseline_agreement)")
+        lines.append("")
+    return lines

@@ -43,6 +43,11 @@ from esn.pipeline.intervene.label_agnostic import (
     option_probabilities,
     two_pass_conditions,
 )
+from esn.pipeline.intervene.store_model import (
+    baseline_agreement,
+    load_options,
+    require_same_model,
+)
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.select.pool import heldout_mask, in_test_splits, pool_audio, shares_audio
 from esn.pipeline.select.run import store_fingerprint
@@ -104,7 +109,10 @@ class InterveneRequest:
     overwrite: bool = False
     label_agnostic: tuple[str, ...] = ()  # "union", "2pass", "mix" (steering only)
     temperature: float = 1.0  # of the "mix" weights
-    model: LoadOptions | None = None  # default: the store's model on the CPU
+    model: LoadOptions | None = None  # default: the store's own model (store_model.py)
+    device: str = "cpu"
+    dtype: str = "auto"  # "auto": the store's dtype
+    force_model: bool = False  # run on a model that differs from the store's (recorded)
 
 
 def choose_test_items(store: ActivationStore, pool_ids: set[str], pool_options: dict[str, Any],
@@ -187,8 +195,12 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
     conditions = build_conditions(sets, mode=request.mode, strengths=request.strengths,
                                   methods=request.methods, random_draws=request.random_draws,
                                   union=UNION in request.label_agnostic)
-    adapter = adapter or load_adapter(request.model or LoadOptions(
-        model_id=store.attributes.model.id))
+    adapter = adapter or load_adapter(request.model or load_options(
+        store.attributes.model, device=request.device, dtype=request.dtype))
+    differences = []
+    for checked in {id(s): s for s in (ident, store)}.values():
+        differences += require_same_model(checked.attributes.model, adapter.info,
+                                          force=request.force_model, store_url=checked.url)
     answers = answer_items(adapter, store, items, conditions, engine=request.engine,
                            batch_size=request.batch_size, progress=progress)
     methods = [m for m in (request.methods or sets.methods) if m != RANDOM]
@@ -210,6 +222,13 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
     ds = results_dataset(store, items, conditions, answers, request)
     summary = summarize(ds, n_boot=request.n_boot, seed=request.seed)
     summary["context"] = results_context(request, sets, ident, store, items)
+    summary["context"]["model_record"] = adapter.info.to_dict()
+    summary["context"]["model_differences"] = sorted(set(differences))
+    summary["context"]["forced_model"] = bool(request.force_model and differences)
+    base = [c.name for c in conditions].index(BASELINE)
+    summary["baseline_agreement"] = baseline_agreement(
+        store.metadata("utterance")[list(items)], store.metadata("parsed_answer")[list(items)],
+        answers.parsed[base], store.metadata("raw_answer")[list(items)], answers.raw[base])
     if state == "esn":
         remove_own(out, RESULTS_OUTPUT)
     out.mkdir(parents=True, exist_ok=True)

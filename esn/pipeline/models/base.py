@@ -16,8 +16,10 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import inspect
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -26,7 +28,6 @@ import torch
 from torch import nn
 
 from esn.errors import ModelLoadError
-from esn.pipeline.decoding import greedy_generation
 from esn.schemas.store import ModelInfo
 
 __all__ = ["ChatTemplateAdapter", "LoadOptions", "ModelAdapter", "ProbeBatch", "dtype_name"]
@@ -146,8 +147,8 @@ class ModelAdapter(abc.ABC):
             trust_remote_code=options.trust_remote_code,
         )
         model = place_model(model, options)
-        info = ModelInfo(id=options.model_id, revision=commit_hash or options.revision or "",
-                         adapter=cls.family, dtype=dtype_name(model_dtype(model)))
+        info = model_info(options, model, family=cls.family,
+                          revision=commit_hash or options.revision or "")
         return cls(model, processor, info)
 
     # -- structure ----------------------------------------------------------------------------
@@ -218,12 +219,13 @@ class ModelAdapter(abc.ABC):
         ending with the assistant turn's start so that generation answers the prompt."""
 
     def generate(self, batch: ProbeBatch, max_new_tokens: int) -> list[str]:
-        """Greedy answers (new tokens only, special tokens dropped), one per item, under
-        esn's own decoding (``esn.pipeline.decoding``): the checkpoint's generation_config
-        (sampling, penalties, suppressed tokens...) plays no part."""
-        with torch.no_grad(), greedy_generation(self.model, self.tokenizer,
-                                                max_new_tokens) as config:
-            out = self.model.generate(**batch.inputs, generation_config=config)
+        """Greedy answers (new tokens only, special tokens dropped), one per item."""
+        with torch.no_grad():
+            out = self.model.generate(
+                **batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                num_beams=1, temperature=None, top_p=None, top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
         new = out[:, batch.length:]
         return [self.decode(row) for row in new]
 
@@ -383,6 +385,38 @@ def check_clip(audio: np.ndarray) -> np.ndarray:
     if clip.ndim != 1 or clip.size == 0:
         raise ValueError(f"audio must be a non-empty mono 1-D array, got shape {clip.shape}")
     return clip
+
+
+#: Config keys that say how a checkpoint was saved or loaded, not what model it is.
+_LOADING_KEYS = frozenset({"transformers_version", "_name_or_path", "dtype", "torch_dtype",
+                           "_attn_implementation_autoset", "_attn_implementation",
+                           "attn_implementation", "_commit_hash", "use_cache"})
+
+
+def config_digest(config: Any) -> str:
+    """sha256 of a transformers config (nested sub-configs included), without the keys that
+    record how it was saved or loaded: two loads of one checkpoint give the same digest."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in sorted(value.items()) if k not in _LOADING_KEYS}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    text = json.dumps(clean(config.to_dict()), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def model_info(options: LoadOptions, model: nn.Module, *, family: str,
+               revision: str) -> ModelInfo:
+    """What a store records of the model: id, revision, family, dtype and how it was loaded."""
+    config: Any = getattr(model, "config", None)
+    attn = str(getattr(config, "_attn_implementation", "") or "") if config is not None else ""
+    return ModelInfo(id=options.model_id, revision=revision, adapter=family,
+                     dtype=dtype_name(model_dtype(model)), attn_implementation=attn,
+                     trust_remote_code=options.trust_remote_code,
+                     config_digest=config_digest(config) if config is not None else "")
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:

@@ -18,14 +18,13 @@ from typing import Any
 
 from esn.errors import EsnError, ModelLoadError
 from esn.pipeline.models.audioflamingo3 import AudioFlamingo3Adapter
-from esn.pipeline.models.base import LoadOptions, ModelAdapter, dtype_name, model_dtype, place_model
+from esn.pipeline.models.base import LoadOptions, ModelAdapter, model_info, place_model
 from esn.pipeline.models.devices import check_device
 from esn.pipeline.models.kimi_audio import KimiAudioAdapter
 from esn.pipeline.models.qwen2_5_omni import QwenOmniAdapter
 from esn.pipeline.models.qwen2_audio import Qwen2AudioAdapter
 from esn.pipeline.models.tiny import TINY_MODELS, TINY_SEED
 from esn.pipeline.models.voxtral import VoxtralAdapter
-from esn.schemas.store import ModelInfo
 
 __all__ = ["ADAPTERS", "MODEL_TYPES", "load_adapter", "resolve_family"]
 
@@ -128,8 +127,7 @@ def _load_tiny(options: LoadOptions, family: str) -> ModelAdapter:
     if options.attn_implementation:
         model.set_attn_implementation(options.attn_implementation)
     model = place_model(model, options)
-    info = ModelInfo(id=options.model_id, revision=tiny_revision(), adapter=family,
-                     dtype=dtype_name(model_dtype(model)))
+    info = model_info(options, model, family=family, revision=tiny_revision())
     return ADAPTERS[family](model, processor, info)
 
 
@@ -148,6 +146,6 @@ def _load_organism(options: LoadOptions) -> ModelAdapter:
     if options.attn_implementation:
         model.set_attn_implementation(options.attn_implementation)
     model = place_model(model, options)
-    info = ModelInfo(id=options.model_id, revision=organism.organism_revision(),
-                     adapter=QwenOmniAdapter.family, dtype=dtype_name(model_dtype(model)))
+    info = model_info(options, model, family=QwenOmniAdapter.family,
+                      revision=organism.organism_revision())
     return QwenOmniAdapter(model, processor, info)
