@@ -9,9 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
+from esn.pipeline.audio import load_audio
 from esn.pipeline.demo.run import DEMO_LABELS, DemoOptions, run_demo
+from esn.pipeline.models import LoadOptions, load_adapter
+from esn.pipeline.organism import ORGANISM_ID
+from esn.pipeline.probe import Probe
+from esn.stores import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets
 
 pytestmark = pytest.mark.slow
@@ -77,21 +83,53 @@ def test_steering_raises_the_target_share(demo) -> None:
     said = ds.parsed.values
     names = [str(c) for c in ds.condition.values]
     base = said[names.index("baseline")]
-    shown = {}
+    # The planted circuits only add votes for their own emotion, so amplifying a set that
+    # holds planted neurons of e can move an answer only to e, never to a third emotion.
+    planted = json.loads((out / "models" / "planted" / "planted.json").read_text())
+    sets = read_neuron_sets(out / "results" / "planted" / "steer" / "neuron_sets.json")
+    checked = 0
     for method in ("mad", "conact"):
-        gains = [(said[names.index(f"{method}/{e}/16")] == e).mean() - (base == e).mean()
-                 for e in DEMO_LABELS]
-        shown[method] = float(np.mean(gains))
-    assert max(shown.values()) > 0, shown
+        for e in DEMO_LABELS:
+            if not {tuple(p) for p in planted[e]} & set(sets.methods[method].sets[e]):
+                continue
+            now = said[names.index(f"{method}/{e}/16")]
+            changed = now != base
+            assert (now[changed] == e).all(), (method, e, now[changed])
+            checked += 1
+    assert checked > 0  # the selectors found planted neurons (see the recovery test)
 
 
 def test_the_organism_checks_and_the_report(demo) -> None:
+    """Both accuracies of checks.json against an independent recomputation: the stored
+    extraction answers, and plain generation with a hook that zeroes every gate output."""
     out, html = demo
-    checks = json.loads((out / "results" / "organism" / "deactivate-f0.02" /
-                         "checks.json").read_text())
-    names = {c["name"]: c for c in checks}
-    zeroed = names["accuracy with every decoder MLP neuron zeroed"]
-    assert 0 <= zeroed["value"] <= 100 and zeroed["ci"][0] <= zeroed["value"] <= zeroed["ci"][1]
+    folder = out / "results" / "organism" / "deactivate-f0.02"
+    names = {c["name"]: c for c in json.loads((folder / "checks.json").read_text())}
+    store = ActivationStore.open(out / "stores" / "organism-a.zarr")
+    index = {u: i for i, u in enumerate(store.metadata("utterance").tolist())}
+    items = [index[u] for u in answers(folder).item.values.tolist()]
+    gold, options = store.metadata("emotion")[items], store.metadata("options")[items]
+    as_answered = store.metadata("correct")[items].astype(bool)
+    adapter = load_adapter(LoadOptions(model_id=ORGANISM_ID))
+    probe = Probe.from_info(store.attributes.probe, store.attributes.labels)
+    hooks = [gate.register_forward_hook(lambda m, a, y: torch.zeros_like(y))
+             for gate in adapter.gate_modules()]
+    try:
+        audio = [load_audio(p, adapter.sample_rate) for p in store.metadata("path")[items]]
+        prompts = [probe.prompt(tuple(o)) for o in options]
+        said = adapter.generate(adapter.build_batch(audio, prompts), probe.max_new_tokens)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    zeroed_correct = np.array([probe.parse(a, tuple(o)) == g
+                               for a, o, g in zip(said, options, gold, strict=True)])
+    for name, correct in (("accuracy as answered", as_answered),
+                          ("accuracy with every decoder MLP neuron zeroed", zeroed_correct)):
+        draws = np.random.default_rng(0).integers(0, len(items), size=(100, len(items)))
+        boot = correct[draws].mean(axis=1)
+        assert names[name]["value"] == pytest.approx(100 * correct.mean()), name
+        assert names[name]["ci"] == pytest.approx([100 * np.percentile(boot, 2.5),
+                                                   100 * np.percentile(boot, 97.5)]), name
     assert html.exists() and (html.parent / "summary.json").exists()
 
 

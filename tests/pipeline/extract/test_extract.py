@@ -32,31 +32,58 @@ def request(manifest: Path, out: Path, model: str, **kw) -> ExtractRequest:
                           out=str(out), **{**defaults, **kw})
 
 
-def independent_masks(adapter: ModelAdapter, input_ids: torch.Tensor,
-                      attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(audio, text) position masks from token ids alone, as the README documents them:
-    audio placeholder positions, and non-padding positions that are not special tokens."""
-    config = adapter.model.config
-    audio_id = getattr(config, "audio_token_id", None)
-    if audio_id is None:
-        audio_id = config.audio_token_index
+#: Written by hand from each family's chat format (not from the adapters' rule): the audio
+#: placeholder token, and the markers that are neither audio nor text positions, in prompt
+#: order, for one 0.3 s clip and a three-option prompt; the audio count follows from the
+#: encoders (Whisper-style: 30 mel frames -> stride-2 conv -> 15 -> pool 2 -> 7; Voxtral pads
+#: to one 30 s window at 12.5 Hz: 375).
+HAND = {
+    "tiny-qwen2_5_omni": ("<|AUDIO|>", 7, ["<|im_start|>", "<|im_end|>", "<|im_start|>",
+                                            "<|audio_bos|>", "<|audio_eos|>", "<|im_end|>",
+                                            "<|im_start|>"]),
+    "tiny-qwen2_audio": ("<|AUDIO|>", 7, ["<|im_start|>", "<|im_end|>", "<|im_start|>",
+                                           "<|audio_bos|>", "<|audio_eos|>", "<|im_end|>",
+                                           "<|im_start|>"]),
+    "tiny-audioflamingo3": ("<sound>", 7, ["<|im_start|>", "<|im_end|>", "<|im_start|>",
+                                            "<|im_end|>", "<|im_start|>"]),
+    "tiny-voxtral": ("[AUDIO]", 375, ["<s>", "[INST]", "[BEGIN_AUDIO]", "[/INST]"]),
+}
+
+
+def token_names(adapter: ModelAdapter, input_ids: torch.Tensor) -> list[str]:
     tokenizer = getattr(adapter.processor, "tokenizer", adapter.processor)
-    special = set(getattr(tokenizer, "all_special_ids", []))
-    try:
-        decoder = tokenizer.added_tokens_decoder
-    except NotImplementedError:  # mistral-common: every control token is in all_special_ids
-        decoder = {}
-    if isinstance(decoder, dict):
-        special |= {i for i, tok in decoder.items() if getattr(tok, "special", False)}
-    special.discard(audio_id)
+    return [str(tokenizer.convert_ids_to_tokens(int(t))) for t in input_ids]
+
+
+def hand_masks(model: str, adapter: ModelAdapter, input_ids: torch.Tensor,
+               attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(audio, text) position masks from the token names and the hand-written table."""
+    placeholder, _, markers = HAND[model]
+    names = token_names(adapter, input_ids)
     real = attention_mask.bool()
-    audio = real & (input_ids == audio_id)
-    text = real & ~audio & ~torch.isin(input_ids, torch.tensor(sorted(special)))
+    audio = real & torch.tensor([n == placeholder for n in names])
+    text = real & ~audio & ~torch.tensor([n in set(markers) for n in names])
     return audio, text
 
 
+@pytest.mark.parametrize("model", TINY)
+def test_valid_positions_match_the_hand_written_list(model: str) -> None:
+    from esn.pipeline.extract.statistics import span_masks
+
+    adapter = load_adapter(LoadOptions(model_id=model))
+    probe = Probe(labels=("anger", "happy", "sad"), option_order="fixed")
+    clip = np.full(int(0.3 * adapter.sample_rate), 0.01, dtype=np.float32)
+    batch = adapter.build_batch([clip], [probe.prompt(probe.labels)])
+    names = token_names(adapter, batch.inputs["input_ids"][0])
+    audio, text = (m.bool() for m in span_masks(batch)[0])
+    placeholder, n_audio, markers = HAND[model]
+    assert [n for n, a, t in zip(names, audio, text, strict=True) if not a and not t] == markers
+    assert [n for n, a in zip(names, audio, strict=True) if a] == [placeholder] * n_audio
+    assert "".join(n for n, t in zip(names, text, strict=True) if t).count("anger") == 1
+
+
 @torch.no_grad()
-def ground_truth(adapter: ModelAdapter, audio: np.ndarray, prompt: str):
+def ground_truth(model: str, adapter: ModelAdapter, audio: np.ndarray, prompt: str):
     """K, T, sums and hidden states of one item, from a forward of that item alone, with the
     gate computed by hand from each layer's MLP input and weights."""
     batch = adapter.build_batch([audio], [prompt])
@@ -71,8 +98,8 @@ def ground_truth(adapter: ModelAdapter, audio: np.ndarray, prompt: str):
     finally:
         for h in handles:
             h.remove()
-    audio_mask, text_mask = independent_masks(adapter, batch.inputs["input_ids"][0],
-                                              batch.inputs["attention_mask"][0])
+    audio_mask, text_mask = hand_masks(model, adapter, batch.inputs["input_ids"][0],
+                                       batch.inputs["attention_mask"][0])
     masks = torch.stack([audio_mask, text_mask])  # (2, L)
     k, sums, near_zero = [], [], []
     for i, layer in enumerate(adapter.layers):
@@ -104,7 +131,8 @@ def test_statistics_equal_an_independent_recomputation(manifest: Path, tmp_path:
             continue
         options = tuple(item.options.values.tolist())
         assert options == probe.options_for(str(item.utterance.values))
-        truth = ground_truth(adapter, load_audio(str(item.path.values)), probe.prompt(options))
+        truth = ground_truth(model, adapter, load_audio(str(item.path.values)),
+                             probe.prompt(options))
         np.testing.assert_array_equal(item.T.values, truth["T"])
         diff = np.abs(item.K.values.astype(np.int64) - truth["K"])
         assert (diff <= truth["near_zero"]).all(), "K differs beyond rounding at zero"

@@ -15,10 +15,18 @@ from tests.conftest import make_batch, store_kwargs
 def test_writes_everything_submitted(tmp_path: Path) -> None:
     store = ActivationStore.create(tmp_path / "s.zarr", **store_kwargs(10, 2, 4, 4))
     rng = np.random.default_rng(0)
+    batches = [make_batch(rng, n, 2, 4) for n in (4, 4, 2)]
     with ChunkWriter(store, max_queued=1) as writer:
-        for start, n in ((0, 4), (4, 4), (8, 2)):
-            writer.submit(start, make_batch(rng, n, 2, 4), None)
+        for start, batch in zip((0, 4, 8), batches, strict=True):
+            writer.submit(start, batch, None)
     assert store.progress().pending == 0
+    reread = ActivationStore.open(tmp_path / "s.zarr")  # what is on disk, in order
+    for name in ("K", "T", "act_sum", "status", "n_tokens", "correct", "raw_answer",
+                 "parsed_answer", "failure_reason", "options"):
+        written = np.concatenate([np.asarray(getattr(b, name)) for b in batches])
+        stored = reread.read(name)
+        assert stored.shape == written.shape, name
+        assert (stored.astype(object) == written.astype(object)).all(), name
 
 
 def test_a_write_error_surfaces_and_earlier_chunks_stay(tmp_path: Path) -> None:
