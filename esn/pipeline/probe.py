@@ -32,6 +32,7 @@ import numpy as np
 
 from esn.errors import RequestError
 from esn.pipeline.corpora.emotions import normalize_label
+from esn.pipeline.decoding import DECODING, describe_decoding
 from esn.schemas.store import ProbeInfo
 
 __all__ = ["DEFAULT_TEMPLATE", "Probe", "decided_answer", "parse_answer"]
@@ -79,13 +80,21 @@ class Probe:
 
     @classmethod
     def from_info(cls, info: ProbeInfo, labels: Sequence[str]) -> Probe:
+        """The probe a store was made with. A store decoded otherwise than esn decodes now
+        is refused (its answers are not this esn's); one without a recorded decoding (older
+        than the record) is accepted."""
+        if info.decoding and dict(info.decoding) != dict(DECODING):
+            raise RequestError(
+                f"the store's answers were made under {describe_decoding(info.decoding)}; "
+                f"this esn decodes with {describe_decoding(DECODING)}")
         return cls(labels=tuple(labels), template=info.template, seed=info.seed,
                    option_order=info.option_order, max_new_tokens=info.max_new_tokens)
 
     @property
     def info(self) -> ProbeInfo:
         return ProbeInfo(template=self.template, seed=self.seed,
-                         option_order=self.option_order, max_new_tokens=self.max_new_tokens)
+                         option_order=self.option_order, max_new_tokens=self.max_new_tokens,
+                         decoding=dict(DECODING))
 
     def options_for(self, item_id: str) -> tuple[str, ...]:
         """The emotion presented as option number i+1, for this item."""

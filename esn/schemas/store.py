@@ -39,7 +39,8 @@ Per-utterance metadata (dims ``utterance``, or ``utterance, option``)
 
 Group attributes (``StoreAttributes``): ``format``, ``schema_version``, ``model`` (id,
 revision, adapter, dtype), ``hook_point``, ``probe`` (template, seed, option_order,
-max_new_tokens), ``labels`` (the option label set), ``layout`` (sizes, chunking),
+max_new_tokens, decoding: the decoding configuration, absent in stores from before esn
+owned it), ``labels`` (the option label set), ``layout`` (sizes, chunking),
 ``corpus`` (spec strings), ``utterance_digest`` (sha256 of the ordered utterance ids),
 ``versions`` (esn and library versions), ``created`` (ISO 8601 UTC).
 
@@ -58,12 +59,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from esn.errors import SchemaError
 
 __all__ = [
     "FORMAT_NAME",
+    "GREEDY_DECODING",
     "METADATA_VARIABLES",
     "SCHEMA_VERSION",
     "SPANS",
@@ -86,6 +89,27 @@ STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_DONE: "done", STATUS_FAILED: "failed"}
 COUNT_DTYPES = ("uint16", "uint32")
 HIDDEN_DTYPES = ("float32", "bfloat16", "float16")
+#: esn's decoding, as a store records it (``probe.decoding``): greedy search with every
+#: sampling, penalty, n-gram, forcing and suppressing knob off, whatever the checkpoint's
+#: generation_config says; eos/pad from the model, new tokens up to ``probe.max_new_tokens``.
+#: ``esn.pipeline.decoding`` turns it into a transformers GenerationConfig.
+GREEDY_DECODING: Mapping[str, Any] = MappingProxyType({
+    "strategy": "greedy",
+    "do_sample": False,
+    "num_beams": 1,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "length_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "bad_words_ids": None,
+    "min_length": 0,
+    "eos_pad": "model",
+})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -256,24 +280,45 @@ class ModelInfo:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ProbeInfo:
-    """How the emotion question was asked."""
+    """How the emotion question was asked and its answer decoded.
+
+    ``decoding`` is the decoding configuration that generated the answers; new probes get
+    esn's own (``GREEDY_DECODING``, applied by ``esn.pipeline.decoding``). ``{}`` means not
+    recorded: a store from before esn owned its decoding (``from_dict`` of attributes
+    without the key), whose answers came from the checkpoint's generation_config with
+    sampling off. It is left out of ``to_dict`` then, so such a store keeps its identity
+    (and fingerprint); resuming it under a recorded decoding is refused as another run.
+    """
 
     template: str
     seed: int = 0
     option_order: str = "random"
     max_new_tokens: int = 20
+    decoding: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: dict(GREEDY_DECODING))
 
     def __post_init__(self) -> None:
         _require(isinstance(self.template, str) and bool(self.template),
                  "probe.template must be a non-empty string")
         _require(self.option_order in ("random", "fixed"),
                  f"probe.option_order must be 'random' or 'fixed', got {self.option_order!r}")
+        decoding = self.decoding
+        _require(isinstance(decoding, Mapping) and all(isinstance(k, str) for k in decoding),
+                 f"probe.decoding must be an object with string keys, got {decoding!r}")
+        _require(not decoding or isinstance(decoding.get("strategy"), str),
+                 f"probe.decoding must name its strategy, got {dict(decoding)!r}")
+        object.__setattr__(self, "decoding", dict(decoding))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if not self.decoding:
+            data.pop("decoding")  # not recorded: an older store's attributes, unchanged
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProbeInfo:
+        if isinstance(data, Mapping) and "decoding" not in data:
+            data = {**data, "decoding": {}}  # an older store: decoding not recorded
         return _from_dict(cls, data, "probe")
 
 

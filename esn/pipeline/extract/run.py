@@ -27,6 +27,7 @@ from esn.errors import (
 )
 from esn.pipeline.audio import load_audio
 from esn.pipeline.corpora import balanced_sample, load_corpus, parse_merges
+from esn.pipeline.decoding import describe_decoding
 from esn.pipeline.extract.capture import HiddenStateCapture
 from esn.pipeline.extract.statistics import GateStatistics, span_masks
 from esn.pipeline.extract.writer import ChunkWriter
@@ -168,10 +169,15 @@ def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[st
                               "batch_size": request.batch_size}
     have: dict[str, Any] = {"model": attrs.model.id, "labels": list(attrs.labels),
                             "batch_size": attrs.batch_size or request.batch_size}
-    wanted.update({f"probe.{k}": v for k, v in probe.info.to_dict().items()})
-    have.update({f"probe.{k}": v for k, v in attrs.probe.to_dict().items()})
+    asked = probe.info
+    wanted.update({f"probe.{k}": v for k, v in asked.to_dict().items() if k != "decoding"})
+    have.update({f"probe.{k}": v for k, v in attrs.probe.to_dict().items() if k != "decoding"})
     differing = [f"{key}: store has {have.get(key)!r}, asked {value!r}"
                  for key, value in wanted.items() if have.get(key) != value]
+    if dict(attrs.probe.decoding) != dict(asked.decoding):  # answers decoded otherwise
+        differing.append(f"its answers were decoded under "
+                         f"{describe_decoding(attrs.probe.decoding)}, this run decodes with "
+                         f"{describe_decoding(asked.decoding)}")
     if utterance_digest([u.id for u in utterances]) != attrs.utterance_digest:
         differing.append("the utterance list differs (another corpus, filter, limit or order)")
     if differing:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from esn.errors import ModelLoadError
+from esn.pipeline.decoding import greedy_generation
 from esn.schemas.store import ModelInfo
 
 __all__ = ["ChatTemplateAdapter", "LoadOptions", "ModelAdapter", "ProbeBatch", "dtype_name"]
@@ -219,13 +220,12 @@ class ModelAdapter(abc.ABC):
         ending with the assistant turn's start so that generation answers the prompt."""
 
     def generate(self, batch: ProbeBatch, max_new_tokens: int) -> list[str]:
-        """Greedy answers (new tokens only, special tokens dropped), one per item."""
-        with torch.no_grad():
-            out = self.model.generate(
-                **batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                num_beams=1, temperature=None, top_p=None, top_k=None,
-                pad_token_id=self.tokenizer.pad_token_id,
-            )
+        """Greedy answers (new tokens only, special tokens dropped), one per item, under
+        esn's own decoding (``esn.pipeline.decoding``): the checkpoint's generation_config
+        (sampling, penalties, suppressed tokens...) plays no part."""
+        with torch.no_grad(), greedy_generation(self.model, self.tokenizer,
+                                                max_new_tokens) as config:
+            out = self.model.generate(**batch.inputs, generation_config=config)
         new = out[:, batch.length:]
         return [self.decode(row) for row in new]
 
