@@ -63,7 +63,6 @@ from esn.stores.arrays import (
     array,
     create_arrays,
     from_store_values,
-    short_error,
     to_store_values,
     write_corpus_metadata,
 )
@@ -79,6 +78,7 @@ from esn.stores.integrity import (
     CheckedStore,
     CommitState,
     required_chunk_keys,
+    short_error,
     utterance_chunk_of,
 )
 from esn.stores.lease import LEASE_FILE

@@ -45,10 +45,10 @@ from esn.schemas.store import (
     VariableSpec,
 )
 from esn.schemas.utterance import Utterance
-from esn.stores.integrity import COMMIT_LOG, CheckedStore
+from esn.stores.integrity import COMMIT_LOG, CheckedStore, short_error
 
 __all__ = ["ALL_VARIABLES", "COORDINATES", "STATISTICS_CODEC", "array", "create_arrays",
-           "from_store_values", "short_error", "to_store_values", "write_corpus_metadata"]
+           "from_store_values", "to_store_values", "write_corpus_metadata"]
 
 STATISTICS_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 COORDINATES = ("span", "layer", "neuron", "option")
@@ -136,7 +136,3 @@ def to_store_values(values: np.ndarray) -> np.ndarray:
 def from_store_values(values: np.ndarray) -> np.ndarray:
     return values.astype(object) if values.dtype.kind in "TUO" else values
 
-
-def short_error(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

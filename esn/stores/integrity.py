@@ -40,7 +40,7 @@ from esn.schemas.store import (
 )
 
 __all__ = ["COMMIT_LOG", "CheckedArray", "CheckedStore", "CommitState", "required_chunk_keys",
-           "store_arrays", "utterance_chunk_of"]
+           "short_error", "store_arrays", "utterance_chunk_of"]
 
 COORDINATE_ARRAYS = ("span", "layer", "neuron", "option")
 CHECKPOINTS = "checkpoints"
@@ -236,9 +236,9 @@ class CheckedArray:
             except Exception as inner:
                 key = f"{name}/c/" + "/".join(map(str, coords))
                 return StoreDamagedError(
-                    f"{self.url}: chunk {key} cannot be decoded ({_short(inner)}); the store was "
-                    "damaged after it was written")
-        return StoreDamagedError(f"{self.url}: {name} cannot be read ({_short(exc)})")
+                    f"{self.url}: chunk {key} cannot be decoded ({short_error(inner)}); the "
+                    "store was damaged after it was written")
+        return StoreDamagedError(f"{self.url}: {name} cannot be read ({short_error(exc)})")
 
     def _chunks_of(self, selection: Any) -> Iterable[tuple[int, ...]]:
         if not isinstance(selection, tuple):
@@ -256,6 +256,7 @@ class CheckedArray:
         return itertools.product(*ranges)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def short_error(exc: BaseException) -> str:
+    """An exception in one line for an error message: its type and its first line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

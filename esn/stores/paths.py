@@ -13,9 +13,9 @@ import zarr
 
 from esn.errors import OutputRefusedError, StoreNotFoundError, StoreValidationError
 from esn.schemas.store import FORMAT_NAME, METADATA_VARIABLES, STATISTICS_VARIABLES
-from esn.stores.arrays import COORDINATES, short_error
+from esn.stores.arrays import COORDINATES
 from esn.stores.checkpoints import GROUP as CHECKPOINT_GROUP
-from esn.stores.integrity import COMMIT_LOG, CheckedStore
+from esn.stores.integrity import COMMIT_LOG, CheckedStore, short_error
 from esn.stores.lease import LEASE_FILE
 from esn.stores.outputs import OutputKind
 

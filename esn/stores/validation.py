@@ -20,7 +20,12 @@ import zarr
 from esn.errors import StoreDamagedError, StoreValidationError
 from esn.schemas.store import STATUS_PENDING, StoreLayout, VariableSpec
 from esn.stores.arrays import ALL_VARIABLES, COORDINATES
-from esn.stores.integrity import CommitState, required_chunk_keys, utterance_chunk_of
+from esn.stores.integrity import (
+    CommitState,
+    required_chunk_keys,
+    short_error,
+    utterance_chunk_of,
+)
 from esn.stores.paths import list_keys
 
 if TYPE_CHECKING:
@@ -147,9 +152,7 @@ def _undecodable(group: zarr.Group, keys: Sequence[str]) -> list[str]:
             problems.append(str(exc).split(": ", 1)[-1].removesuffix(
                 "; the store was damaged after it was written"))
         except Exception as exc:  # codec errors are not one exception type
-            lines = str(exc).strip().splitlines()
-            problems.append(f"chunk {key} cannot be decoded ({type(exc).__name__}"
-                            f"{': ' + lines[0] if lines else ''})")
+            problems.append(f"chunk {key} cannot be decoded ({short_error(exc)})")
     return problems
 
 
@@ -160,7 +163,7 @@ def _check_array(group: zarr.Group, spec: VariableSpec, layout: StoreLayout) -> 
         arr = group[spec.name]
     except (ValueError, TypeError, KeyError) as exc:
         return [f"{spec.name}/zarr.json cannot be read as Zarr array metadata "
-                f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''})"]
+                f"({short_error(exc)})"]
     if not isinstance(arr, zarr.Array):
         return [f"{spec.name!r} is a group, not an array"]
     problems = []
