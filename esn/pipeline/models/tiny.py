@@ -180,14 +180,16 @@ def _qwen2_text_config(vocab_size: int, pad_token_id: int) -> dict[str, Any]:
                 rope_theta=1e6, **TEXT_SIZES)
 
 
-def _build_qwen2_audio() -> tuple[nn.Module, Any]:
+def _build_qwen2_audio(tokenizer: Any = None) -> tuple[nn.Module, Any]:
+    """tiny-qwen2_audio; ``tokenizer`` replaces its word-level tokenizer (tests use a
+    byte-level BPE one that must hold the same special tokens)."""
     from transformers import (
         Qwen2AudioConfig,
         Qwen2AudioForConditionalGeneration,
         Qwen2AudioProcessor,
     )
 
-    tokenizer = word_level_tokenizer(
+    tokenizer = tokenizer or word_level_tokenizer(
         [*_QWEN_SPECIAL, "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"],
         pad_token="<|endoftext|>", eos_token="<|im_end|>",
     )

@@ -15,7 +15,7 @@ import torch
 from esn.pipeline.models import LoadOptions, load_adapter
 from esn.pipeline.models.base import ModelAdapter
 from esn.pipeline.models.qwen2_audio import Qwen2AudioAdapter
-from esn.pipeline.models.tiny import _qwen2_text_config, _seeded, _set_generation_ids, _whisper
+from esn.pipeline.models.tiny import _build_qwen2_audio
 from esn.pipeline.models.tiny_tokenizers import qwen2_bpe_tokenizer
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>",
@@ -25,28 +25,12 @@ SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_
 def forced_adapter() -> ModelAdapter:
     """tiny-qwen2_audio rebuilt on ``qwen2_bpe_tokenizer``, its layers passing the residual
     stream through unchanged (the head still to be set by ``force``)."""
-    from transformers import (
-        Qwen2AudioConfig,
-        Qwen2AudioForConditionalGeneration,
-        Qwen2AudioProcessor,
-    )
-
     tokenizer = qwen2_bpe_tokenizer(SPECIAL, pad_token="<|endoftext|>", eos_token="<|im_end|>")
-    config = Qwen2AudioConfig(
-        text_config=_qwen2_text_config(len(tokenizer), tokenizer.pad_token_id),
-        audio_config=dict(
-            model_type="qwen2_audio_encoder", d_model=16, encoder_attention_heads=4,
-            encoder_ffn_dim=16, encoder_layers=2, num_mel_bins=128, max_source_positions=1500,
-        ),
-        audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
-    )
-    model = _seeded(lambda: Qwen2AudioForConditionalGeneration(config))
-    _set_generation_ids(model, tokenizer)
+    model, processor = _build_qwen2_audio(tokenizer)
     with torch.no_grad():
         for layer in model.get_decoder().layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
-    processor = Qwen2AudioProcessor(feature_extractor=_whisper(), tokenizer=tokenizer)
     info = load_adapter(LoadOptions(model_id="tiny-qwen2_audio")).info
     return Qwen2AudioAdapter(model, processor, info)
 
