@@ -194,6 +194,9 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
 @click.option("--template", default=None,
               help="Probe text with an {options} field (default: esn's standard question).")
 @click.option("--max-new-tokens", type=click.IntRange(1, 512), default=20, show_default=True)
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="S", help="Let the model hear only the first S seconds of each clip "
+              "(default: the model's own audio window, e.g. 30 s for Whisper-style encoders).")
 @click.option("--utterance-chunk", type=click.IntRange(min=1), default=64, show_default=True,
               help="Utterances per store chunk.")
 @click.option("--overwrite", is_flag=True,
@@ -207,8 +210,8 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
             out: str, emotions: tuple[str, ...], splits: tuple[str, ...],
             merges: tuple[str, ...], limit: int | None, batch_size: int,
             checkpoint_layers: str | None, seed: int, option_order: str,
-            template: str | None, max_new_tokens: int, utterance_chunk: int,
-            overwrite: bool, break_lock: bool) -> None:
+            template: str | None, max_new_tokens: int, max_seconds: float | None,
+            utterance_chunk: int, overwrite: bool, break_lock: bool) -> None:
     """Probe a model on a corpus and write the neuron statistics into an activation store.
 
     Rerunning the same command resumes where it stopped; a store made for another model,
@@ -234,8 +237,8 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
         splits=_split_list(splits), merges=_split_list(merges) or (), limit=limit,
         batch_size=batch_size, checkpoint_layers=_int_list(checkpoint_layers),
         template=template or DEFAULT_TEMPLATE, seed=seed, option_order=option_order,
-        max_new_tokens=max_new_tokens, utterance_chunk=utterance_chunk, overwrite=overwrite,
-        break_lock=break_lock,
+        max_new_tokens=max_new_tokens, max_seconds=max_seconds,
+        utterance_chunk=utterance_chunk, overwrite=overwrite, break_lock=break_lock,
     )
     report = run_extract(request, progress=stderr_progress("probed"),
                          say=lambda line: click.echo(line, err=True))
@@ -250,6 +253,7 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
         f"({report.items_per_second:.2f} items/s; writer busy {report.seconds_writing:.1f} s, "
         f"waited on {report.seconds_waiting_for_writer:.1f} s)",
         f"store     {p.done} done, {p.failed} failed, {p.pending} left",
+        f"audio     {_heard_line(report.window, report.cut, p.done)}",
         "",
         f"{'emotion':<12} {'correct':>7} {'done':>6} {'accuracy':>9}",
     ]
@@ -261,6 +265,14 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
     overall = f"{100 * total_correct / total_done:8.1f}%" if total_done else "        -"
     lines.append(f"{'all':<12} {total_correct:>7} {total_done:>6} {overall}")
     return "\n".join(lines)
+
+
+def _heard_line(window: float | None, cut: int | None, done: int) -> str:
+    heard = "whole clips" if window is None else f"the first {window:g} s of each clip"
+    if cut is None:
+        return f"the model hears {heard}; this store (made before esn recorded it) does " \
+               "not say which clips were cut"
+    return f"the model hears {heard}; {cut} of {done} done clips were longer and were cut"
 
 
 @main.command()

@@ -3,6 +3,10 @@
 soundfile reads what libsndfile knows (wav, flac, ogg...); mp4/m4a and other containers go
 through the ``ffmpeg`` program. Every unusable file raises ``AudioDecodeError(path, reason)``
 with a short reason, so a run can record it and go on.
+
+What the model hears of a clip is its first ``listening_window`` seconds (the shorter of
+the model's audio window and the user's ``--max-seconds``); ``heard_part`` cuts it there, so
+every engine (extraction, replay, full generation) feeds the model the same samples.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ __all__ = [
     "MIN_PEAK",
     "audio_duration",
     "check_waveform",
+    "heard_part",
+    "listening_window",
     "load_audio",
 ]
 
@@ -75,6 +81,22 @@ def load_audio(
     if rate != sample_rate:
         waveform = _resample(waveform, rate, sample_rate, str(path))
     return np.ascontiguousarray(waveform, dtype=np.float32)
+
+
+def listening_window(model_window: float | None, max_seconds: float | None) -> float | None:
+    """The most seconds of a clip the model hears: the shorter of its own audio window
+    (``ModelAdapter.max_audio_seconds``) and the cut the user asked for; ``None``: all."""
+    limits = [s for s in (model_window, max_seconds) if s is not None]
+    return min(limits) if limits else None
+
+
+def heard_part(waveform: np.ndarray, sample_rate: int, window: float | None) -> np.ndarray:
+    """The first ``window`` seconds of ``waveform`` (``floor(window * rate)`` samples; the
+    whole clip when it is shorter or ``window`` is ``None``). The result is shorter than the
+    input exactly when the clip was cut."""
+    if window is None:
+        return waveform
+    return waveform[:int(window * sample_rate)]
 
 
 def check_waveform(waveform: np.ndarray, path: str, *, min_peak: float = MIN_PEAK) -> None:

@@ -59,6 +59,7 @@ class Probe:
     seed: int = 0
     option_order: str = "random"
     max_new_tokens: int = 20
+    max_seconds: float | None = None  # cut every clip to this (and the model's window)
 
     def __post_init__(self) -> None:
         labels = tuple(self.labels)
@@ -76,6 +77,8 @@ class Probe:
                 f"option_order must be 'random' or 'fixed', got {self.option_order!r}")
         if not 1 <= self.max_new_tokens <= 512:
             raise RequestError(f"max_new_tokens must be in 1..512, got {self.max_new_tokens}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise RequestError(f"max seconds must be positive, got {self.max_seconds}")
         object.__setattr__(self, "labels", labels)
 
     @classmethod
@@ -88,13 +91,14 @@ class Probe:
                 f"the store's answers were made under {describe_decoding(info.decoding)}; "
                 f"this esn decodes with {describe_decoding(DECODING)}")
         return cls(labels=tuple(labels), template=info.template, seed=info.seed,
-                   option_order=info.option_order, max_new_tokens=info.max_new_tokens)
+                   option_order=info.option_order, max_new_tokens=info.max_new_tokens,
+                   max_seconds=info.max_seconds)
 
     @property
     def info(self) -> ProbeInfo:
         return ProbeInfo(template=self.template, seed=self.seed,
                          option_order=self.option_order, max_new_tokens=self.max_new_tokens,
-                         decoding=dict(DECODING))
+                         decoding=dict(DECODING), max_seconds=self.max_seconds)
 
     def options_for(self, item_id: str) -> tuple[str, ...]:
         """The emotion presented as option number i+1, for this item."""

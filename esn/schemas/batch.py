@@ -36,6 +36,8 @@ class StatsBatch:
         act_sum: ``(n, span, layer, neuron)`` float32 activation sums.
         status: ``(n,)`` ``STATUS_DONE`` or ``STATUS_FAILED``.
         options: ``(n, option)`` emotion shown as each option number.
+        heard: ``(n,)`` seconds the model heard of each clip; ``truncated`` where that is
+            less than the clip (``duration``).
     """
 
     K: np.ndarray
@@ -44,6 +46,8 @@ class StatsBatch:
     status: np.ndarray
     options: np.ndarray
     duration: np.ndarray
+    heard: np.ndarray
+    truncated: np.ndarray
     n_tokens: np.ndarray
     correct: np.ndarray
     raw_answer: np.ndarray
@@ -63,6 +67,8 @@ class StatsBatch:
         options: np.ndarray | Sequence[Sequence[str]],
         status: np.ndarray | Sequence[int] | None = None,
         duration: np.ndarray | Sequence[float] | None = None,
+        heard: np.ndarray | Sequence[float] | None = None,
+        truncated: np.ndarray | Sequence[bool] | None = None,
         n_tokens: np.ndarray | Sequence[int] | None = None,
         correct: np.ndarray | Sequence[bool] | None = None,
         raw_answer: Sequence[str] | None = None,
@@ -78,6 +84,8 @@ class StatsBatch:
             status=np.full(n, STATUS_DONE, np.int8) if status is None else np.asarray(status),
             options=np.asarray(options, dtype=object),
             duration=np.full(n, np.nan, np.float32) if duration is None else np.asarray(duration),
+            heard=np.full(n, np.nan, np.float32) if heard is None else np.asarray(heard),
+            truncated=np.zeros(n, bool) if truncated is None else np.asarray(truncated, bool),
             n_tokens=np.zeros(n, np.int32) if n_tokens is None else np.asarray(n_tokens),
             correct=np.zeros(n, bool) if correct is None else np.asarray(correct),
             raw_answer=_column(raw_answer, n, "raw_answer"),
@@ -91,8 +99,9 @@ class StatsBatch:
         stat_shape = (n, len(layout.spans), layout.n_layers, layout.n_neurons)
         expected = {
             "K": stat_shape, "act_sum": stat_shape, "T": (n, len(layout.spans)),
-            "options": (n, layout.n_options), "duration": (n,), "n_tokens": (n,),
-            "correct": (n,), "raw_answer": (n,), "parsed_answer": (n,), "failure_reason": (n,),
+            "options": (n, layout.n_options), "duration": (n,), "heard": (n,),
+            "truncated": (n,), "n_tokens": (n,), "correct": (n,), "raw_answer": (n,),
+            "parsed_answer": (n,), "failure_reason": (n,),
         }
         for name, shape in expected.items():
             got = getattr(self, name).shape
@@ -116,6 +125,9 @@ class StatsBatch:
                               "than there are")
         if not np.all(np.isfinite(self.act_sum)):
             raise SchemaError("batch.act_sum holds NaN or inf")
+        if np.any(self.heard > self.duration):  # NaN (not processed) compares False
+            raise SchemaError("batch.heard exceeds duration: the model cannot hear more "
+                              "than the clip")
         bad = ~np.isin(self.status, (STATUS_DONE, STATUS_FAILED))
         if bad.any():
             raise SchemaError(

@@ -28,6 +28,9 @@ Per-utterance metadata (dims ``utterance``, or ``utterance, option``)
     emotion        str     gold emotion (canonical name)
     split          str     published split, ``""`` when none
     duration       float32 seconds of decoded audio, NaN until processed
+    heard          float32 seconds of it the model heard: the clip cut to the model's
+                           audio window or ``probe.max_seconds``, NaN until processed
+    truncated      bool    the clip was longer than what the model heard
     options        str     (utterance, option): emotion shown as option number i+1
     raw_answer     str     the model's generated text
     parsed_answer  str     emotion parsed from it, ``""`` when unparseable
@@ -37,12 +40,17 @@ Per-utterance metadata (dims ``utterance``, or ``utterance, option``)
     failure_reason str     why a failed utterance failed, ``""`` otherwise
     ============== ======= ============================================================
 
+``heard`` and ``truncated`` came after the first stores of schema 1: a store made before
+lacks both arrays and stays valid (``VariableSpec.older_stores_lack``); for it the seconds
+heard are not recorded.
+
 Group attributes (``StoreAttributes``): ``format``, ``schema_version``, ``model`` (id,
 revision, adapter, dtype), ``hook_point``, ``probe`` (template, seed, option_order,
 max_new_tokens, decoding: the decoding configuration, absent in stores from before esn
-owned it), ``labels`` (the option label set), ``layout`` (sizes, chunking),
-``corpus`` (spec strings), ``utterance_digest`` (sha256 of the ordered utterance ids),
-``versions`` (esn and library versions), ``created`` (ISO 8601 UTC).
+owned it; max_seconds: the cut a user asked for, absent when none), ``labels`` (the option
+label set), ``layout`` (sizes, chunking), ``corpus`` (spec strings), ``utterance_digest``
+(sha256 of the ordered utterance ids), ``versions`` (esn and library versions), ``created``
+(ISO 8601 UTC).
 
 Hidden-state checkpoints (when ``layout.checkpoint_layers`` is not empty), for replaying
 layers c..N-1 later: a subgroup ``checkpoints/chunk_NNNNNN`` per utterance chunk with
@@ -120,6 +128,9 @@ class VariableSpec:
     dims: tuple[str, ...]
     dtype: str
     description: str
+    #: added to schema 1 after its first stores: a store made before lacks the array and
+    #: stays valid (its readers say the variable is not recorded; writers skip it)
+    older_stores_lack: bool = False
 
 
 STATISTICS_VARIABLES: tuple[VariableSpec, ...] = (
@@ -142,6 +153,13 @@ METADATA_VARIABLES: tuple[VariableSpec, ...] = (
                  description="published split, empty when none"),
     VariableSpec(name="duration", dims=("utterance",), dtype="float32",
                  description="seconds of decoded audio, NaN until processed"),
+    VariableSpec(name="heard", dims=("utterance",), dtype="float32",
+                 description="seconds of the clip the model heard (cut to its audio window "
+                             "or probe.max_seconds), NaN until processed",
+                 older_stores_lack=True),
+    VariableSpec(name="truncated", dims=("utterance",), dtype="bool",
+                 description="the clip was longer than what the model heard",
+                 older_stores_lack=True),
     VariableSpec(name="options", dims=("utterance", "option"), dtype="str",
                  description="emotion presented as option number i+1"),
     VariableSpec(name="raw_answer", dims=("utterance",), dtype="str",
@@ -161,8 +179,8 @@ METADATA_VARIABLES: tuple[VariableSpec, ...] = (
 # Metadata known when the store is created; the rest arrives with each written chunk.
 CORPUS_FIELDS: tuple[str, ...] = ("utterance", "corpus", "path", "speaker", "emotion", "split")
 RESULT_FIELDS: tuple[str, ...] = (
-    "duration", "options", "raw_answer", "parsed_answer", "correct", "n_tokens",
-    "failure_reason",
+    "duration", "heard", "truncated", "options", "raw_answer", "parsed_answer", "correct",
+    "n_tokens", "failure_reason",
 )
 
 
@@ -288,6 +306,11 @@ class ProbeInfo:
     without the key), whose answers came from the checkpoint's generation_config with
     sampling off. It is left out of ``to_dict`` then, so such a store keeps its identity
     (and fingerprint); resuming it under a recorded decoding is refused as another run.
+
+    ``max_seconds``: every clip was cut to its first ``max_seconds`` before the model heard
+    it (``esn extract --max-seconds``), or to the model's own audio window if that is
+    shorter; ``None`` (left out of ``to_dict``, as in stores from before the option): the
+    model's window alone.
     """
 
     template: str
@@ -296,6 +319,7 @@ class ProbeInfo:
     max_new_tokens: int = 20
     decoding: Mapping[str, Any] = dataclasses.field(
         default_factory=lambda: dict(GREEDY_DECODING))
+    max_seconds: float | None = None  # every clip cut to this; None: the model's own window
 
     def __post_init__(self) -> None:
         _require(isinstance(self.template, str) and bool(self.template),
@@ -308,11 +332,19 @@ class ProbeInfo:
         _require(not decoding or isinstance(decoding.get("strategy"), str),
                  f"probe.decoding must name its strategy, got {dict(decoding)!r}")
         object.__setattr__(self, "decoding", dict(decoding))
+        seconds = self.max_seconds
+        _require(seconds is None or (isinstance(seconds, int | float)
+                                     and not isinstance(seconds, bool) and seconds > 0),
+                 f"probe.max_seconds must be a positive number or null, got {seconds!r}")
+        if seconds is not None:
+            object.__setattr__(self, "max_seconds", float(seconds))
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         if not self.decoding:
             data.pop("decoding")  # not recorded: an older store's attributes, unchanged
+        if self.max_seconds is None:
+            data.pop("max_seconds")  # the model's window: as stores from before the option
         return data
 
     @classmethod

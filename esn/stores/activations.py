@@ -96,6 +96,7 @@ from esn.stores.validation import ValidationReport, schema_problems
 
 __all__ = ["STORE_OUTPUT", "ActivationStore", "Progress", "ValidationReport", "open_store"]
 
+_LATE_VARIABLES = frozenset(spec.name for spec in METADATA_VARIABLES if spec.older_stores_lack)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,7 +368,16 @@ class ActivationStore:
         """One per-utterance metadata variable as a numpy array (strings as objects)."""
         if name not in {spec.name for spec in METADATA_VARIABLES}:
             raise KeyError(f"{name!r} is not a per-utterance metadata variable")
+        if not self.records(name):
+            raise StoreValidationError(
+                f"{self.url} was made before esn recorded {name!r}; extract it again "
+                "(a new --out) to have it")
         return from_store_values(self.read(name))
+
+    def records(self, name: str) -> bool:
+        """Does the store hold variable ``name``? Only those that stores from before them
+        lack (``VariableSpec.older_stores_lack``: ``heard``, ``truncated``) can be absent."""
+        return name not in _LATE_VARIABLES or name in self._group
 
     def read(self, name: str, selection: Any = Ellipsis) -> np.ndarray:
         """``selection`` of array ``name`` as numpy, checked (``esn.stores.integrity``)."""
@@ -405,7 +415,8 @@ class ActivationStore:
         for spec in STATISTICS_VARIABLES:
             self._array(spec.name)[sl] = getattr(batch, spec.name)
         for name in RESULT_FIELDS:
-            self._array(name)[sl] = to_store_values(getattr(batch, name))
+            if self.records(name):  # an older store without it stays as it was
+                self._array(name)[sl] = to_store_values(getattr(batch, name))
         codes = np.asarray(batch.status, dtype=np.int8)
         self._array("status")[sl] = codes
         self._commits.update(start, codes)
@@ -493,7 +504,8 @@ class ActivationStore:
         coords: dict[str, Any] = {
             name: ((name,), from_store_values(self.read(name))) for name in COORDINATES}
         for spec in METADATA_VARIABLES:
-            coords[spec.name] = (spec.dims, self.metadata(spec.name))
+            if self.records(spec.name):
+                coords[spec.name] = (spec.dims, self.metadata(spec.name))
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs = self.attributes.to_dict()
         return ds

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from esn.schemas.store import STATUS_DONE
 from esn.stores.arrays import STATISTICS_CODEC
 from esn.stores.integrity import store_arrays
 from esn.stores.lease import read_lease
@@ -49,6 +50,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"{sizes['neurons_per_layer']} neurons ({sizes['neurons']} in all), "
         f"spans {'/'.join(sizes['spans'])}",
         f"checkpoints {', '.join(map(str, sizes['checkpoint_layers'])) or '-'}",
+        f"audio       {_audio_line(info['audio'])}",
         f"progress    {progress['done']} done, {progress['failed']} failed, "
         f"{progress['pending']} left (of {total})",
         f"chunking    {chunking['n_chunks']} chunks of {chunking['utterance_chunk']} utterances; "
@@ -115,7 +117,31 @@ def store_info(store: ActivationStore) -> dict[str, Any]:
                   "ratio": round(raw / stored, 3) if stored else None},
         "versions": dict(attrs.versions),
         "writer": _writer_of(store.url),
+        "audio": _audio_of(store),
     }
+
+
+def _audio_of(store: ActivationStore) -> dict[str, Any]:
+    """What the model heard: the cut asked for, and how many finished clips were cut
+    (``None`` for a store from before esn recorded it) and to how many seconds at most."""
+    out: dict[str, Any] = {"max_seconds": store.attributes.probe.max_seconds,
+                           "truncated": None, "longest_heard": None}
+    if store.records("truncated"):
+        done = store.status() == STATUS_DONE
+        heard = store.metadata("heard")[done]
+        out["truncated"] = int(store.metadata("truncated").astype(bool)[done].sum())
+        out["longest_heard"] = float(np.max(heard)) if heard.size else None
+    return out
+
+
+def _audio_line(audio: dict[str, Any]) -> str:
+    asked = (f"cut at {audio['max_seconds']:g} s (--max-seconds) or the model's window"
+             if audio["max_seconds"] is not None else "the model's own audio window")
+    if audio["truncated"] is None:
+        return f"{asked}; which clips were cut is not recorded (a store from before esn did)"
+    longest = audio["longest_heard"]
+    most = f", at most {longest:.2f} s heard" if longest is not None else ""
+    return f"{asked}; {audio['truncated']} done clip(s) were longer and were cut{most}"
 
 
 def _writer_of(url: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from esn.errors import (
 )
 from esn.schemas import STATUS_DONE, STATUS_FAILED, STATUS_PENDING, ModelInfo, StatsBatch
 from esn.stores import ActivationStore
+from esn.stores.describe import format_info
 from tests.conftest import make_batch, store_kwargs
 
 N_UTT, N_LAYERS, N_NEURONS, CHUNK = 18, 3, 8, 4
@@ -344,3 +345,28 @@ def test_all_zero_chunks_are_written_and_validate(tmp_path: Path) -> None:
     report = reopened.validate(deep=True)
     assert report.ok, report.problems
     assert reopened.progress().failed == 8
+
+
+def test_a_store_from_before_heard_and_truncated_stays_usable(tmp_path: Path) -> None:
+    """Stores made before esn recorded what the model heard lack both arrays: they stay
+    valid, a resumed run fills the rest without them, readers say they are not recorded."""
+    rng = np.random.default_rng(3)
+    url = str(tmp_path / "old.zarr")
+    store = ActivationStore.create(url, **store_kwargs(8))
+    first = make_batch(rng, 4, 3, 8)
+    store.write_batch(0, first)
+    for name in ("heard", "truncated"):  # as an older esn made it
+        del zarr.open_group(url, mode="r+")[name]
+    old = ActivationStore.open(url, mode="r+")
+    assert old.validate(deep=True).ok
+    assert not old.records("heard") and old.records("duration")
+    old.write_batch(4, make_batch(rng, 4, 3, 8))
+    reopened = ActivationStore.open(url)
+    assert reopened.progress().done == 8
+    np.testing.assert_array_equal(reopened.metadata("duration")[:4], first.duration)
+    with pytest.raises(StoreValidationError, match="made before esn recorded 'heard'"):
+        reopened.metadata("heard")
+    ds = esn.open_store(url)
+    assert "heard" not in ds.coords and "duration" in ds.coords
+    assert reopened.info()["audio"]["truncated"] is None
+    assert "which clips were cut is not recorded" in format_info(reopened.info())

@@ -1,7 +1,9 @@
 """``esn extract``: probe every utterance of a corpus and fill an activation store, resumably.
 
 Flow per utterance chunk still pending in the store: decode its audio (on worker threads,
-one chunk ahead), build padded probe batches with the adapter, generate the answers with
+one chunk ahead), cut each clip to what the model hears (``esn.pipeline.audio``: its window
+or ``--max-seconds``; recorded as ``heard``/``truncated``), build padded probe batches with
+the adapter, generate the answers with
 the statistics hooks (and the checkpoint hooks) armed for the prefill, parse the answers,
 and hand the finished chunk to the background writer. Rerunning the same request resumes;
 a request for another model, probe or corpus is refused by the store.
@@ -25,7 +27,7 @@ from esn.errors import (
     StoreNotFoundError,
     StoreValidationError,
 )
-from esn.pipeline.audio import load_audio
+from esn.pipeline.audio import heard_part, listening_window, load_audio
 from esn.pipeline.corpora import balanced_sample, load_corpus, parse_merges
 from esn.pipeline.decoding import describe_decoding
 from esn.pipeline.extract.capture import HiddenStateCapture
@@ -68,6 +70,7 @@ class ExtractRequest:
     seed: int = 0
     option_order: str = "random"
     max_new_tokens: int = 20
+    max_seconds: float | None = None  # cut every clip here (and at the model's window)
     utterance_chunk: int = 64
     overwrite: bool = False
     break_lock: bool = False  # clear a writer lease that looks stale (another host's)
@@ -77,11 +80,14 @@ class ExtractRequest:
             raise RequestError(f"batch size must be at least 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise RequestError(f"limit must be at least 1, got {self.limit}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise RequestError(f"--max-seconds must be positive, got {self.max_seconds}")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExtractReport:
-    """What a run did: items processed now, the store's progress, speed and accuracy."""
+    """What a run did: items processed now, the store's progress, speed and accuracy, and
+    how much of the clips the model heard (``window`` seconds at most, ``None``: all)."""
 
     url: str
     processed: int
@@ -90,6 +96,9 @@ class ExtractReport:
     seconds_writing: float
     seconds_waiting_for_writer: float
     accuracy: Mapping[str, tuple[int, int]]  # emotion -> (correct, done) over the whole store
+    window: float | None = None
+    cut: int | None = None  # done clips longer than the window, over the whole store
+    # (None: a store from before esn recorded what the model heard)
 
     @property
     def items_per_second(self) -> float:
@@ -126,12 +135,17 @@ def extract(
     claim_output(request.out, STORE_OUTPUT, overwrite=request.overwrite, resume=True)
     utterances, labels = select_utterances(request)
     probe = Probe(labels=labels, template=request.template, seed=request.seed,
-                  option_order=request.option_order, max_new_tokens=request.max_new_tokens)
+                  option_order=request.option_order, max_new_tokens=request.max_new_tokens,
+                  max_seconds=request.max_seconds)
     if not request.overwrite:  # refuse a mismatched store before loading a large model
         _refuse_other_run(request, probe, labels, utterances)
     with WriterLease(request.out, command="esn extract", say=say,
                      break_lock=request.break_lock) as lease:
         adapter = adapter or load_adapter(request.model)
+        window = adapter.max_audio_seconds
+        if request.max_seconds is not None and window is not None and window < request.max_seconds:
+            say(f"warning: {request.model.model_id} hears at most {window:g} s of a clip; "
+                f"--max-seconds {request.max_seconds:g} cuts no more than that")
         hidden_dtype = str(next(adapter.model.parameters()).dtype).removeprefix("torch.")
         store = ActivationStore.create(
             request.out,
@@ -172,8 +186,9 @@ def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[st
     asked = probe.info
     wanted.update({f"probe.{k}": v for k, v in asked.to_dict().items() if k != "decoding"})
     have.update({f"probe.{k}": v for k, v in attrs.probe.to_dict().items() if k != "decoding"})
-    differing = [f"{key}: store has {have.get(key)!r}, asked {value!r}"
-                 for key, value in wanted.items() if have.get(key) != value]
+    differing = [f"{key}: store has {have.get(key)!r}, asked {wanted.get(key)!r}"
+                 for key in [*wanted, *(k for k in have if k not in wanted)]
+                 if have.get(key) != wanted.get(key)]
     if dict(attrs.probe.decoding) != dict(asked.decoding):  # answers decoded otherwise
         differing.append(f"its answers were decoded under "
                          f"{describe_decoding(attrs.probe.decoding)}, this run decodes with "
@@ -210,6 +225,7 @@ def extract_into(
             f"(chunk {', '.join(map(str, damaged[:10]))}{', ...' if len(damaged) > 10 else ''}); "
             "probing them again")
     chunks = sorted(set(store.pending_chunks()) | set(damaged))
+    window = listening_window(adapter.max_audio_seconds, probe.max_seconds)
     todo = sum(layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks)
     stats = GateStatistics(adapter.gate_modules())
     capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
@@ -236,7 +252,7 @@ def extract_into(
             for first in range(0, len(items), batch_size):
                 batch_items = range(first, min(first + batch_size, len(items)))
                 _probe_batch(adapter, probe, stats, capture, items, audio_futures,
-                             batch_items, results, bool(layout.checkpoint_layers))
+                             batch_items, results, bool(layout.checkpoint_layers), window)
                 done += len(batch_items)
                 if progress is not None:
                     progress(done, todo)
@@ -249,6 +265,7 @@ def extract_into(
         url=store.url, processed=done, progress=store.progress(), seconds=elapsed,
         seconds_writing=writer.seconds_writing,
         seconds_waiting_for_writer=writer.seconds_waiting, accuracy=accuracy_by_emotion(store),
+        window=window, cut=cut_clips(store),
     )
 
 
@@ -262,6 +279,7 @@ def _probe_batch(
     indices: range,
     results: _ChunkResults,
     keep_checkpoints: bool,
+    window: float | None,
 ) -> None:
     ready: list[int] = []
     audios: list[np.ndarray] = []
@@ -272,9 +290,12 @@ def _probe_batch(
         except AudioDecodeError as exc:
             results.fail(i, exc.reason)
             continue
+        heard = heard_part(audio, adapter.sample_rate, window)
         results.duration[i] = len(audio) / adapter.sample_rate
+        results.heard[i] = len(heard) / adapter.sample_rate
+        results.truncated[i] = len(heard) < len(audio)
         ready.append(i)
-        audios.append(audio)
+        audios.append(heard)
     if not ready:
         return
     batch = adapter.build_batch(audios, [probe.prompt(results.options[i]) for i in ready])
@@ -312,6 +333,8 @@ class _ChunkResults:
         self.status = np.zeros(n, dtype=np.int8)
         self.options: list[tuple[str, ...]] = [("",) * n_options] * n
         self.duration = np.full(n, np.nan, dtype=np.float32)
+        self.heard = np.full(n, np.nan, dtype=np.float32)
+        self.truncated = np.zeros(n, dtype=bool)
         self.n_tokens = np.zeros(n, dtype=np.int32)
         self.correct = np.zeros(n, dtype=bool)
         self.raw_answer = [""] * n
@@ -335,7 +358,8 @@ class _ChunkResults:
             K=self.k.astype(count_dtype) if self.k.max(initial=0) <= np.iinfo(count_dtype).max
             else self.k,  # an overflow is reported by the store's batch check
             T=self.t, act_sum=self.sums, options=np.array(self.options, dtype=object),
-            status=self.status, duration=self.duration, n_tokens=self.n_tokens,
+            status=self.status, duration=self.duration, heard=self.heard,
+            truncated=self.truncated, n_tokens=self.n_tokens,
             correct=self.correct, raw_answer=self.raw_answer,
             parsed_answer=self.parsed_answer, failure_reason=self.failure_reason,
         )
@@ -371,3 +395,12 @@ def accuracy_by_emotion(store: ActivationStore) -> dict[str, tuple[int, int]]:
         mine = (emotion == label) & (status == STATUS_DONE)
         out[label] = (int((correct & mine).sum()), int(mine.sum()))
     return out
+
+
+def cut_clips(store: ActivationStore) -> int | None:
+    """How many finished clips were longer than what the model heard; ``None`` for a store
+    from before esn recorded it."""
+    if not store.records("truncated"):
+        return None
+    done = store.status() == STATUS_DONE
+    return int((store.metadata("truncated").astype(bool) & done).sum())

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from esn.errors import RequestError
-from esn.pipeline.audio import load_audio
+from esn.pipeline.audio import heard_part, listening_window, load_audio
 from esn.pipeline.intervene.conditions import Condition
 from esn.pipeline.intervene.hooks import intervention_hooks
 from esn.pipeline.intervene.replay import (
@@ -184,6 +184,7 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
           options: np.ndarray, probe: Probe, batch_size: int, raw: np.ndarray,
           parsed: np.ndarray, used: np.ndarray, report: Callable[[], None]) -> None:
     paths = store.metadata("path")
+    window = listening_window(adapter.max_audio_seconds, probe.max_seconds)  # as extracted
     audio_cache: dict[int, np.ndarray] = {}
     for c, positions in sorted(pending.items()):
         condition = conditions[c]
@@ -192,7 +193,9 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             part = ordered[first:first + batch_size]
             for p in part:
                 if items[p] not in audio_cache:
-                    audio_cache[items[p]] = load_audio(str(paths[items[p]]), adapter.sample_rate)
+                    audio_cache[items[p]] = heard_part(
+                        load_audio(str(paths[items[p]]), adapter.sample_rate),
+                        adapter.sample_rate, window)
             batch: ProbeBatch = adapter.build_batch(
                 [audio_cache[items[p]] for p in part],
                 [probe.prompt(tuple(options[items[p]])) for p in part])

@@ -125,3 +125,32 @@ def test_a_planted_disagreement_with_the_stored_answers_is_reported(prepared,
     printed = format_results(folder)
     assert f"baseline  {agreement['agree']}/{agreement['n']} unintervened answers" in printed
     assert f"  differs  {expected[0]}: stored" in printed
+
+
+def test_the_full_engine_hears_what_extraction_heard(manifest: Path, tmp_path: Path) -> None:
+    """A store cut at 0.6 s (``--max-seconds``): generation from audio (the full engine,
+    the label-agnostic weights) gets the same 9600 samples per clip, and answers as stored."""
+    store = tmp_path / "cut.zarr"
+    extract(ExtractRequest(model=LoadOptions(model_id=MODEL), corpus=f"manifest:{manifest}",
+                           out=str(store), batch_size=4, utterance_chunk=4, max_seconds=0.6))
+    sets, _ = select_neurons(str(store), SelectOptions(
+        fraction=0.05, random_draws=1,
+        pool=PoolOptions(holdout=0.4, correct_only=False, balance=False)))
+    write_neuron_sets(tmp_path / "sets.json", sets)
+    adapter = load_adapter(LoadOptions(model_id=MODEL))
+    heard: list[int] = []
+    build = adapter.build_batch
+
+    def recording(audios, prompts):  # noqa: ANN001, ANN202
+        heard.extend(len(a) for a in audios)
+        return build(audios, prompts)
+
+    adapter.build_batch = recording  # type: ignore[method-assign]
+    folder = intervene(InterveneRequest(
+        store=str(store), sets=str(tmp_path / "sets.json"), out=str(tmp_path / "r"),
+        mode="steer", strengths=(0.5,), methods=("mad",), random_draws=1, n_boot=20,
+        engine="full", label_agnostic=("mix",)), adapter=adapter)
+    assert max(ActivationStore.open(store).metadata("duration")) > 0.6  # some clips cut
+    assert heard and max(heard) == 9600
+    agreement = json.loads((folder / "summary.json").read_text())["baseline_agreement"]
+    assert agreement["agree"] == agreement["n"] > 0
