@@ -77,19 +77,34 @@ def _as_pairs(neurons: Iterable[Sequence[int]]) -> tuple[tuple[int, int], ...]:
 
 def scale_tables(rows: Sequence[Intervention | None], n_layers: int, n_neurons: int,
                  ) -> dict[int, np.ndarray]:
-    """Per touched layer, ``(B, n_neurons)`` float64 scales for ``rows`` (one per batch row)."""
+    """Per touched layer, ``(B, n_neurons)`` float64 scales for ``rows`` (one per batch row).
+
+    Each layer's table is allocated once and filled with one vectorised assignment per
+    (row, layer); a neuron listed twice in a row takes its last scale other than 1.
+    """
     tables: dict[int, np.ndarray] = {}
     for b, row in enumerate(rows):
-        if row is None:
+        if row is None or not row.neurons:
             continue
-        for (layer, neuron), scale in zip(row.neurons, row.scales(), strict=True):
-            if scale == 1.0:
-                continue  # a no-op: no hook where nothing changes
-            if not (0 <= layer < n_layers and 0 <= neuron < n_neurons):
-                raise RequestError(f"neuron [{layer}, {neuron}] is outside {n_layers} layers "
-                                   f"x {n_neurons} neurons")
-            table = tables.setdefault(layer, np.ones((len(rows), n_neurons)))
-            table[b, neuron] = scale
+        pairs = np.asarray(row.neurons, dtype=np.int64).reshape(-1, 2)
+        scales = np.asarray(row.scales(), dtype=np.float64)
+        changed = scales != 1.0  # a scale of 1 is a no-op: no hook where nothing changes
+        pairs, scales = pairs[changed], scales[changed]
+        outside = ((pairs[:, 0] < 0) | (pairs[:, 0] >= n_layers) | (pairs[:, 1] < 0)
+                   | (pairs[:, 1] >= n_neurons))
+        if outside.any():
+            layer, neuron = pairs[np.argmax(outside)]
+            raise RequestError(f"neuron [{layer}, {neuron}] is outside {n_layers} layers "
+                               f"x {n_neurons} neurons")
+        flat = pairs[:, 0] * n_neurons + pairs[:, 1]
+        _, from_end = np.unique(flat[::-1], return_index=True)
+        last = len(flat) - 1 - from_end  # of a neuron listed twice, its last scale wins
+        pairs, scales = pairs[last], scales[last]
+        for layer in np.unique(pairs[:, 0]).tolist():
+            mine = pairs[:, 0] == layer
+            if layer not in tables:
+                tables[layer] = np.ones((len(rows), n_neurons))
+            tables[layer][b, pairs[mine, 1]] = scales[mine]
     return tables
 
 

@@ -86,7 +86,7 @@ def replay_first_logits(adapter: ModelAdapter, inputs: ReplayInputs,
     device_inputs = inputs.to(adapter.device)
     with intervention_hooks(adapter, rows if rows is not None else []):
         logits = adapter.replay_logits(device_inputs.hidden, device_inputs.batch, inputs.layer,
-                                       positions=device_inputs.positions)
+                                       positions=device_inputs.positions, last_only=True)
     return logits[:, -1, :].float()
 
 

@@ -250,7 +250,7 @@ class ModelAdapter(abc.ABC):
 
     def replay_logits(
         self, hidden: torch.Tensor, batch: ProbeBatch, start_layer: int,
-        *, positions: torch.Tensor | None = None,
+        *, positions: torch.Tensor | None = None, last_only: bool = False,
     ) -> torch.Tensor:
         """Logits ``(B, L, V)`` from the residual stream entering ``start_layer``
         (``hidden_states[start_layer]`` of a forward with ``output_hidden_states=True``):
@@ -258,7 +258,9 @@ class ModelAdapter(abc.ABC):
         audio encoder. Hooks on those layers (e.g. gate interventions) fire as in a full
         forward. Runs under the caller's grad mode; ``positions`` defaults to
         ``rope_positions(batch)``. (``hidden_states[n_layers]`` is already normed, so replay
-        starts at a layer, at most the last one.)
+        starts at a layer, at most the last one.) ``last_only``: the final norm and the LM
+        head (at 7B the largest matrix) run at the last position only, ``(B, 1, V)``: all
+        that the next token needs.
         """
         if not 0 <= start_layer < self.n_layers:
             raise ValueError(f"start_layer must be in 0..{self.n_layers - 1}, got {start_layer}")
@@ -271,7 +273,7 @@ class ModelAdapter(abc.ABC):
         for layer in layers[start_layer:]:
             out = layer(h, attention_mask=mask, position_embeddings=embeddings)
             h = out[0] if isinstance(out, tuple) else out
-        return self.lm_head(decoder.norm(h))
+        return self.lm_head(decoder.norm(h[:, -1:] if last_only else h))
 
 
 class ChatTemplateAdapter(ModelAdapter):

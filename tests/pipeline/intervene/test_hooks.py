@@ -117,3 +117,30 @@ def test_bad_interventions_are_refused(adapter, batch) -> None:
     with intervention_hooks(adapter, [Intervention.deactivate(PAIRS)] * 2), \
             pytest.raises(RuntimeError, match="do not match"):
         logits(adapter, batch)
+
+
+def test_scale_tables_equal_a_loop_over_every_pair() -> None:
+    """The vectorised tables against the plain rule, pair by pair: scale 1 leaves a neuron
+    alone, a neuron listed twice takes its last other scale, untouched layers get no table."""
+    from esn.pipeline.intervene.hooks import scale_tables
+
+    rng = np.random.default_rng(5)
+    n_layers, n_neurons = 6, 40
+    rows: list[Intervention | None] = [None]
+    for _ in range(7):
+        pairs = [(int(rng.integers(0, 4)), int(rng.integers(0, n_neurons))) for _ in range(30)]
+        pairs += pairs[:5]  # repeats
+        alphas = tuple(float(a) for a in rng.choice([-1.0, 0.0, 0.5, 2.0], size=len(pairs)))
+        rows.append(Intervention("steer", tuple(pairs), alphas=alphas))
+    rows.append(Intervention.deactivate([(5, 1), (5, 39)]))
+    expected: dict[int, np.ndarray] = {}
+    for b, row in enumerate(rows):
+        if row is None:
+            continue
+        for (layer, neuron), scale in zip(row.neurons, row.scales(), strict=True):
+            if scale != 1.0:
+                expected.setdefault(layer, np.ones((len(rows), n_neurons)))[b, neuron] = scale
+    got = scale_tables(rows, n_layers, n_neurons)
+    assert sorted(got) == sorted(expected) and 4 not in got
+    for layer, table in expected.items():
+        np.testing.assert_array_equal(got[layer], table)

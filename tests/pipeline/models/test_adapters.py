@@ -168,8 +168,11 @@ def test_replay_reproduces_the_logits(adapter: ModelAdapter, batch: ProbeBatch, 
         out = adapter.model(**batch.inputs, output_hidden_states=True)
         assert len(out.hidden_states) == adapter.n_layers + 1
         replayed = adapter.replay_logits(out.hidden_states[start], batch, start)
+        last = adapter.replay_logits(out.hidden_states[start], batch, start, last_only=True)
     real = batch.attention_mask.bool()
     torch.testing.assert_close(replayed[real], out.logits[real], atol=ATOL, rtol=0)
+    assert last.shape == (batch.size, 1, out.logits.shape[-1])
+    torch.testing.assert_close(last[:, 0], out.logits[:, -1], atol=ATOL, rtol=0)
 
 
 def test_replay_runs_gate_hooks_like_a_forward(adapter: ModelAdapter, batch: ProbeBatch) -> None:
