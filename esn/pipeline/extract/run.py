@@ -33,7 +33,7 @@ from esn.pipeline.decoding import describe_decoding
 from esn.pipeline.extract.capture import HiddenStateCapture
 from esn.pipeline.extract.statistics import GateStatistics, span_masks
 from esn.pipeline.extract.writer import ChunkWriter
-from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
+from esn.pipeline.models import LoadOptions, ModelAdapter, ProbeBatch, load_adapter
 from esn.pipeline.probe import DEFAULT_TEMPLATE, Probe
 from esn.schemas import (
     STATUS_DONE,
@@ -227,39 +227,55 @@ def extract_into(
     chunks = sorted(set(store.pending_chunks()) | set(damaged))
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)
     todo = sum(layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks)
-    stats = GateStatistics(adapter.gate_modules())
+    stats = GateStatistics(adapter.gate_modules(), count_dtype=layout.count_dtype)
     capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
+    # Every probe batch of the pending chunks, in order: (position in chunks, item range).
+    tasks = [(position, range(first, min(first + batch_size, _size(layout, chunk))))
+             for position, chunk in enumerate(chunks)
+             for first in range(0, _size(layout, chunk), batch_size)]
     start_time = time.perf_counter()
     done = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="esn-audio") as audio_pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="esn-batches") as batch_pool, \
             ChunkWriter(store) as writer, stats.attached(), capture.attached(), \
             torch.inference_mode():
+        audio: dict[int, list[Future[np.ndarray]]] = {}  # chunk position -> decoding clips
 
-        def decode(chunk: int) -> list[Future[np.ndarray]]:
-            sl = layout.chunk_slice(chunk)
-            return [audio_pool.submit(load_audio, u.path, adapter.sample_rate)
-                    for u in utterances[sl]]
+        def items_of(position: int) -> list[Utterance]:
+            return list(utterances[layout.chunk_slice(chunks[position])])
 
-        upcoming = decode(chunks[0]) if chunks else []
-        for position, chunk in enumerate(chunks):
-            audio_futures = upcoming
-            if position + 1 < len(chunks):
-                upcoming = decode(chunks[position + 1])
-            sl = layout.chunk_slice(chunk)
-            results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
-                                    sl.stop - sl.start)
-            items = list(utterances[sl])
-            for first in range(0, len(items), batch_size):
-                batch_items = range(first, min(first + batch_size, len(items)))
-                _probe_batch(adapter, probe, stats, capture, items, audio_futures,
-                             batch_items, results, bool(layout.checkpoint_layers), window)
-                done += len(batch_items)
-                if progress is not None:
-                    progress(done, todo)
-            if lease is not None:
-                lease.check()
-            writer.submit(sl.start, results.to_batch(layout.count_dtype),
-                          results.checkpoints(layout))
+        def prepare(task: int) -> Future[_Prepared]:
+            """Build task's batch on the batch thread; its chunk's clips (and the next
+            chunk's) are decoding on the audio threads by then."""
+            position, indices = tasks[task]
+            for ahead in (position, position + 1):
+                if ahead < len(chunks) and ahead not in audio:
+                    audio[ahead] = [audio_pool.submit(load_audio, u.path, adapter.sample_rate)
+                                    for u in items_of(ahead)]
+            return batch_pool.submit(_prepare, adapter, probe, items_of(position),
+                                     audio[position], indices, window)
+
+        upcoming = prepare(0) if tasks else None
+        results: _ChunkResults | None = None
+        for task, (position, indices) in enumerate(tasks):
+            assert upcoming is not None
+            prepared = upcoming.result()
+            upcoming = prepare(task + 1) if task + 1 < len(tasks) else None
+            sl = layout.chunk_slice(chunks[position])
+            if results is None:
+                results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
+                                        sl.stop - sl.start, layout.count_dtype)
+            _probe_batch(adapter, probe, stats, capture, items_of(position), prepared, results,
+                         bool(layout.checkpoint_layers))
+            done += len(indices)
+            if progress is not None:
+                progress(done, todo)
+            if indices.stop == sl.stop - sl.start:  # the chunk's last batch
+                if lease is not None:
+                    lease.check()
+                writer.submit(sl.start, results.to_batch(), results.checkpoints(layout))
+                results = None
+                audio.pop(position, None)
     elapsed = time.perf_counter() - start_time
     return ExtractReport(
         url=store.url, processed=done, progress=store.progress(), seconds=elapsed,
@@ -269,45 +285,78 @@ def extract_into(
     )
 
 
+def _size(layout: StoreLayout, chunk: int) -> int:
+    sl = layout.chunk_slice(chunk)
+    return sl.stop - sl.start
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """One probe batch made ready off the main thread: each item's options and what it
+    heard, the items whose audio failed to decode, and the model inputs of the others."""
+
+    indices: range
+    options: dict[int, tuple[str, ...]]
+    duration: dict[int, float]
+    heard: dict[int, float]
+    failures: dict[int, str]
+    ready: list[int]
+    batch: ProbeBatch | None
+
+
+def _prepare(adapter: ModelAdapter, probe: Probe, items: Sequence[Utterance],
+             audio_futures: Sequence[Future[np.ndarray]], indices: range,
+             window: float | None) -> _Prepared:
+    prepared = _Prepared(indices=indices, options={}, duration={}, heard={}, failures={},
+                         ready=[], batch=None)
+    clips: list[np.ndarray] = []
+    for i in indices:
+        prepared.options[i] = probe.options_for(items[i].id)
+        try:
+            audio = audio_futures[i].result()
+        except AudioDecodeError as exc:
+            prepared.failures[i] = exc.reason
+            continue
+        heard = heard_part(audio, adapter.sample_rate, window)
+        prepared.duration[i] = len(audio) / adapter.sample_rate
+        prepared.heard[i] = len(heard) / adapter.sample_rate
+        prepared.ready.append(i)
+        clips.append(heard)
+    if clips:
+        prepared.batch = adapter.build_batch(
+            clips, [probe.prompt(prepared.options[i]) for i in prepared.ready])
+    return prepared
+
+
 def _probe_batch(
     adapter: ModelAdapter,
     probe: Probe,
     stats: GateStatistics,
     capture: HiddenStateCapture,
     items: Sequence[Utterance],
-    audio_futures: Sequence[Future[np.ndarray]],
-    indices: range,
+    prepared: _Prepared,
     results: _ChunkResults,
     keep_checkpoints: bool,
-    window: float | None,
 ) -> None:
-    ready: list[int] = []
-    audios: list[np.ndarray] = []
-    for i in indices:
-        results.options[i] = probe.options_for(items[i].id)
-        try:
-            audio = audio_futures[i].result()
-        except AudioDecodeError as exc:
-            results.fail(i, exc.reason)
-            continue
-        heard = heard_part(audio, adapter.sample_rate, window)
-        results.duration[i] = len(audio) / adapter.sample_rate
-        results.heard[i] = len(heard) / adapter.sample_rate
-        results.truncated[i] = len(heard) < len(audio)
-        ready.append(i)
-        audios.append(heard)
-    if not ready:
+    for i in prepared.indices:
+        results.options[i] = prepared.options[i]
+        if i in prepared.failures:
+            results.fail(i, prepared.failures[i])
+        else:
+            results.duration[i], results.heard[i] = prepared.duration[i], prepared.heard[i]
+            results.truncated[i] = prepared.heard[i] < prepared.duration[i]
+    batch = prepared.batch
+    if batch is None:
         return
-    batch = adapter.build_batch(audios, [probe.prompt(results.options[i]) for i in ready])
     stats.start(batch)
     if keep_checkpoints:
         capture.start(batch.length)
     answers = adapter.generate(batch, probe.max_new_tokens)
-    k, sums = (t.cpu().numpy() for t in stats.result())
+    k, sums = stats.host_result()
     t = span_masks(batch).sum(dim=-1).round().to(torch.int64).cpu().numpy()
     hidden = capture.states() if keep_checkpoints else None
     positions = adapter.rope_positions(batch).cpu() if keep_checkpoints else None
-    for row, i in enumerate(ready):
+    for row, i in enumerate(prepared.ready):
         parsed = probe.parse(answers[row], results.options[i])
         results.done(i, k=k[row], sums=sums[row], t=t[row], answer=answers[row], parsed=parsed,
                      correct=parsed == items[i].emotion, n_tokens=batch.n_tokens[row])
@@ -326,8 +375,9 @@ def _probe_batch(
 class _ChunkResults:
     """Per-item results of one chunk, filled batch by batch."""
 
-    def __init__(self, n_layers: int, n_neurons: int, n_options: int, n: int) -> None:
-        self.k = np.zeros((n, 2, n_layers, n_neurons), dtype=np.int64)
+    def __init__(self, n_layers: int, n_neurons: int, n_options: int, n: int,
+                 count_dtype: str) -> None:
+        self.k = np.zeros((n, 2, n_layers, n_neurons), dtype=count_dtype)
         self.sums = np.zeros((n, 2, n_layers, n_neurons), dtype=np.float32)
         self.t = np.zeros((n, 2), dtype=np.uint32)
         self.status = np.zeros(n, dtype=np.int8)
@@ -353,11 +403,9 @@ class _ChunkResults:
         self.raw_answer[i], self.parsed_answer[i] = answer, parsed
         self.correct[i], self.n_tokens[i] = correct, n_tokens
 
-    def to_batch(self, count_dtype: str) -> StatsBatch:
+    def to_batch(self) -> StatsBatch:
         return StatsBatch.build(
-            K=self.k.astype(count_dtype) if self.k.max(initial=0) <= np.iinfo(count_dtype).max
-            else self.k,  # an overflow is reported by the store's batch check
-            T=self.t, act_sum=self.sums, options=np.array(self.options, dtype=object),
+            K=self.k, T=self.t, act_sum=self.sums, options=np.array(self.options, dtype=object),
             status=self.status, duration=self.duration, heard=self.heard,
             truncated=self.truncated, n_tokens=self.n_tokens,
             correct=self.correct, raw_answer=self.raw_answer,

@@ -10,6 +10,11 @@ as two batched matrix products, so no per-token activation leaves the device. On
 first call per layer with the full prompt length counts: that is the prefill; the decode
 steps of ``generate`` (one position each) are ignored. Each item's numbers depend on its
 own positions only (padding has mask 0), so batch composition does not change them.
+
+As soon as the last layer's hook has run, K is cast on the device to the store's count
+dtype (it cannot overflow: K <= T <= the prompt length, checked before the cast) and both
+arrays start on their way to the host: on a GPU into pinned buffers, non-blocking, on a side
+stream, so the copy overlaps the decode steps of ``generate``; ``host_result`` waits for it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from esn.errors import SchemaError
 from esn.pipeline.models.base import ProbeBatch
 
 __all__ = ["GateStatistics", "span_masks"]
@@ -37,15 +44,18 @@ class GateStatistics:
 
     Usage::
 
-        stats = GateStatistics(adapter.gate_modules())
+        stats = GateStatistics(adapter.gate_modules(), count_dtype="uint16")
         with stats.attached():
             stats.start(batch)
             answers = adapter.generate(batch, max_new_tokens)
             k, sums = stats.result()      # (B, 2, n_layers, N) int32 and float32, on device
+            k, sums = stats.host_result()  # numpy, K in uint16; valid until the next start
     """
 
-    def __init__(self, gate_modules: Sequence[nn.Module]) -> None:
+    def __init__(self, gate_modules: Sequence[nn.Module], count_dtype: str = "uint32") -> None:
         self._modules = list(gate_modules)
+        self._count_dtype = np.dtype(count_dtype)
+        self._copy: _HostCopy | None = None
         self._masks: torch.Tensor | None = None
         self._length = 0
         self._k: torch.Tensor | None = None
@@ -69,6 +79,8 @@ class GateStatistics:
         self._k = None
         self._sums = None
         self._seen = [False] * len(self._modules)
+        if self._copy is not None:
+            self._copy.wait()  # the previous batch's buffers are about to be refilled
 
     def _hook(self, index: int):  # noqa: ANN202 - a torch hook signature
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -91,8 +103,20 @@ class GateStatistics:
             fired = (a > 0).to(torch.float32)
             self._k[:, :, index, :] = torch.bmm(m, fired).round().to(torch.int32)
             self._sums[:, :, index, :] = torch.bmm(m, a)
+            if all(self._seen):
+                self._start_host_copy()
 
         return hook
+
+    def _start_host_copy(self) -> None:
+        assert self._k is not None and self._sums is not None
+        if self._length > np.iinfo(self._count_dtype).max:
+            raise SchemaError(f"a prompt of {self._length} positions can overflow "
+                              f"{self._count_dtype} counts; create the store with "
+                              "count_dtype='uint32'")
+        if self._copy is None or self._copy.device != self._k.device:
+            self._copy = _HostCopy(self._k.device)
+        self._copy.start(self._k.to(_TORCH_COUNT[self._count_dtype.name]), self._sums)
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(K, sums)`` of the last prefill; raises if some layer never ran."""
@@ -100,3 +124,59 @@ class GateStatistics:
             missing = [i for i, seen in enumerate(self._seen) if not seen]
             raise RuntimeError(f"the prefill did not reach the gate of layer(s) {missing}")
         return self._k, self._sums
+
+    def host_result(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(K, sums)`` of the last prefill as numpy arrays, K in the count dtype. On a GPU
+        they are views of pinned buffers that the next ``start`` refills: copy what you keep."""
+        self.result()  # raises if some layer never ran
+        assert self._copy is not None
+        return self._copy.wait()
+
+
+_TORCH_COUNT = {"uint16": torch.uint16, "uint32": torch.uint32, "int32": torch.int32}
+
+
+class _HostCopy:
+    """K and sums on their way to the host. On CUDA: cast on the compute stream, copied on
+    a side stream into pinned buffers (grown as batches need), one event to wait for."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._cuda = device.type == "cuda"
+        self._stream = torch.cuda.Stream(device) if self._cuda else None
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._done: torch.cuda.Event | None = None
+        self._result: tuple[np.ndarray, np.ndarray] | None = None
+
+    def start(self, k: torch.Tensor, sums: torch.Tensor) -> None:
+        if not self._cuda:
+            self._result = (k.numpy(), sums.numpy())
+            return
+        assert self._stream is not None
+        buffers = self._buffers
+        if (buffers is None or buffers[0].dtype != k.dtype or buffers[0].shape[1:] != k.shape[1:]
+                or buffers[0].shape[0] < k.shape[0]):
+            buffers = (torch.empty(k.shape, dtype=k.dtype, pin_memory=True),
+                       torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True))
+            self._buffers = buffers
+        n = k.shape[0]
+        host_k, host_sums = buffers[0][:n], buffers[1][:n]
+        ready = torch.cuda.Event()
+        ready.record()  # on the compute stream, after the last layer's statistics
+        with torch.cuda.stream(self._stream):
+            self._stream.wait_event(ready)
+            host_k.copy_(k, non_blocking=True)
+            host_sums.copy_(sums, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        k.record_stream(self._stream)  # not reused by the allocator before the copy ends
+        sums.record_stream(self._stream)
+        self._done = done
+        self._result = (host_k.numpy(), host_sums.numpy())
+
+    def wait(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._done is not None:
+            self._done.synchronize()
+            self._done = None
+        assert self._result is not None
+        return self._result
