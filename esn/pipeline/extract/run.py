@@ -11,9 +11,10 @@ a request for another model, probe or corpus is refused by the store.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -98,6 +99,11 @@ class ExtractReport:
     accuracy: Mapping[str, tuple[int, int]]  # emotion -> (correct, done) over the whole store
     window: float | None = None
     cut: int | None = None  # done clips longer than the window, over the whole store
+    #: Where the main thread's time went: waiting for the next batch's inputs, the model
+    #: (generate, statistics hooks included), waiting for the statistics' copy to the host,
+    #: parsing and gathering the answers, handing finished chunks to the writer; and the
+    #: batch thread's (overlapping) waiting for audio and running the processor.
+    stages: Mapping[str, float] = dataclasses.field(default_factory=dict)
     # (None: a store from before esn recorded what the model heard)
 
     @property
@@ -233,10 +239,13 @@ def extract_into(
     tasks = [(position, range(first, min(first + batch_size, _size(layout, chunk))))
              for position, chunk in enumerate(chunks)
              for first in range(0, _size(layout, chunk), batch_size)]
+    clock = _Stages()
+    feature_stream = torch.cuda.Stream(adapter.device) if adapter.device.type == "cuda" else None
     start_time = time.perf_counter()
     done = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="esn-audio") as audio_pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="esn-batches") as batch_pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="esn-assembly") as assembly, \
             ChunkWriter(store) as writer, stats.attached(), capture.attached(), \
             torch.inference_mode():
         audio: dict[int, list[Future[np.ndarray]]] = {}  # chunk position -> decoding clips
@@ -253,27 +262,39 @@ def extract_into(
                     audio[ahead] = [audio_pool.submit(load_audio, u.path, adapter.sample_rate)
                                     for u in items_of(ahead)]
             return batch_pool.submit(_prepare, adapter, probe, items_of(position),
-                                     audio[position], indices, window)
+                                     audio[position], indices, window, feature_stream)
 
         upcoming = prepare(0) if tasks else None
         results: _ChunkResults | None = None
+        copying: list[Future[None]] = []  # statistics copies of the current chunk
         for task, (position, indices) in enumerate(tasks):
             assert upcoming is not None
-            prepared = upcoming.result()
+            with clock("inputs"):
+                prepared = upcoming.result()
             upcoming = prepare(task + 1) if task + 1 < len(tasks) else None
             sl = layout.chunk_slice(chunks[position])
             if results is None:
                 results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
                                         sl.stop - sl.start, layout.count_dtype)
-            _probe_batch(adapter, probe, stats, capture, items_of(position), prepared, results,
-                         bool(layout.checkpoint_layers))
+            with clock("assembly"):  # the host buffers this batch refills must be read out
+                for earlier in copying[:-1]:
+                    earlier.result()
+            copy = _probe_batch(adapter, probe, stats, capture, items_of(position), prepared,
+                                results, bool(layout.checkpoint_layers), clock, assembly)
+            if copy is not None:
+                copying.append(copy)
             done += len(indices)
             if progress is not None:
                 progress(done, todo)
             if indices.stop == sl.stop - sl.start:  # the chunk's last batch
                 if lease is not None:
                     lease.check()
-                writer.submit(sl.start, results.to_batch(), results.checkpoints(layout))
+                with clock("assembly"):
+                    for earlier in copying:
+                        earlier.result()
+                copying = []
+                with clock("handoff"):
+                    writer.submit(sl.start, results.to_batch(), results.checkpoints(layout))
                 results = None
                 audio.pop(position, None)
     elapsed = time.perf_counter() - start_time
@@ -281,8 +302,26 @@ def extract_into(
         url=store.url, processed=done, progress=store.progress(), seconds=elapsed,
         seconds_writing=writer.seconds_writing,
         seconds_waiting_for_writer=writer.seconds_waiting, accuracy=accuracy_by_emotion(store),
-        window=window, cut=cut_clips(store),
+        window=window, cut=cut_clips(store), stages=dict(clock.seconds),
     )
+
+
+class _Stages:
+    """Seconds spent per named stage: ``with clock("model"): ...``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
 
 def _size(layout: StoreLayout, chunk: int) -> int:
@@ -302,14 +341,20 @@ class _Prepared:
     failures: dict[int, str]
     ready: list[int]
     batch: ProbeBatch | None
+    ready_event: torch.cuda.Event | None = None  # the batch's copies to the GPU are done
+    seconds_audio: float = 0.0  # waiting for decoded clips, on the batch thread
+    seconds_building: float = 0.0  # the processor (features, chat template, ids), there
 
 
 def _prepare(adapter: ModelAdapter, probe: Probe, items: Sequence[Utterance],
              audio_futures: Sequence[Future[np.ndarray]], indices: range,
-             window: float | None) -> _Prepared:
+             window: float | None, stream: torch.cuda.Stream | None) -> _Prepared:
+    """On the batch thread: wait for the clips, cut them, and build the batch (on a GPU
+    on a side ``stream``, so its feature kernels and copies overlap the model's work)."""
     prepared = _Prepared(indices=indices, options={}, duration={}, heard={}, failures={},
                          ready=[], batch=None)
     clips: list[np.ndarray] = []
+    t0 = time.perf_counter()
     for i in indices:
         prepared.options[i] = probe.options_for(items[i].id)
         try:
@@ -322,10 +367,29 @@ def _prepare(adapter: ModelAdapter, probe: Probe, items: Sequence[Utterance],
         prepared.heard[i] = len(heard) / adapter.sample_rate
         prepared.ready.append(i)
         clips.append(heard)
+    t1 = time.perf_counter()
     if clips:
-        prepared.batch = adapter.build_batch(
-            clips, [probe.prompt(prepared.options[i]) for i in prepared.ready])
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+            prepared.batch = adapter.build_batch(
+                clips, [probe.prompt(prepared.options[i]) for i in prepared.ready])
+            if stream is not None:
+                prepared.ready_event = torch.cuda.Event()
+                prepared.ready_event.record(stream)
+    prepared.seconds_audio, prepared.seconds_building = t1 - t0, time.perf_counter() - t1
     return prepared
+
+
+def _hand_to_compute_stream(prepared: _Prepared) -> None:
+    """Make the compute stream wait for the batch thread's copies, and keep the caching
+    allocator from reusing the batch's memory before the compute stream is done with it."""
+    batch, event = prepared.batch, prepared.ready_event
+    if batch is None or event is None:
+        return
+    current = torch.cuda.current_stream()
+    current.wait_event(event)
+    for tensor in (*batch.inputs.values(), batch.valid, batch.audio):
+        if isinstance(tensor, torch.Tensor) and tensor.is_cuda:
+            tensor.record_stream(current)
 
 
 def _probe_batch(
@@ -337,7 +401,11 @@ def _probe_batch(
     prepared: _Prepared,
     results: _ChunkResults,
     keep_checkpoints: bool,
-) -> None:
+    clock: _Stages,
+    assembly: ThreadPoolExecutor,
+) -> Future[None] | None:
+    """Run one prepared batch; returns the copy of its statistics into ``results`` that
+    is still under way on the ``assembly`` thread (``None`` when no item was ready)."""
     for i in prepared.indices:
         results.options[i] = prepared.options[i]
         if i in prepared.failures:
@@ -346,19 +414,38 @@ def _probe_batch(
             results.duration[i], results.heard[i] = prepared.duration[i], prepared.heard[i]
             results.truncated[i] = prepared.heard[i] < prepared.duration[i]
     batch = prepared.batch
+    clock.add("batch thread: audio", prepared.seconds_audio)
+    clock.add("batch thread: processor", prepared.seconds_building)
     if batch is None:
-        return
-    stats.start(batch)
-    if keep_checkpoints:
-        capture.start(batch.length)
-    answers = adapter.generate(batch, probe.max_new_tokens)
-    k, sums = stats.host_result()
-    t = span_masks(batch).sum(dim=-1).round().to(torch.int64).cpu().numpy()
+        return None
+    _hand_to_compute_stream(prepared)
+    with clock("model"):
+        stats.start(batch)
+        if keep_checkpoints:
+            capture.start(batch.length)
+        answers = adapter.generate(batch, probe.max_new_tokens)
+    with clock("to_host"):
+        k, sums = stats.host_result()
+        t = span_masks(batch).sum(dim=-1).round().to(torch.int64).cpu().numpy()
+    # The statistics' copy into the chunk arrays (hundreds of MB at 7B) runs on the
+    # assembly thread while the next batch runs; the host views stay valid until then.
+    copying = assembly.submit(results.put_statistics, list(prepared.ready), k, sums)
+    with clock("answers"):
+        _gather(adapter, probe, capture, items, prepared, results, keep_checkpoints, batch,
+                answers, t)
+    return copying
+
+
+def _gather(adapter: ModelAdapter, probe: Probe, capture: HiddenStateCapture,
+            items: Sequence[Utterance], prepared: _Prepared, results: _ChunkResults,
+            keep_checkpoints: bool, batch: ProbeBatch, answers: Sequence[str],
+            t: np.ndarray) -> None:
+    """Parse the answers and gather each item's answer (and checkpoints) into ``results``."""
     hidden = capture.states() if keep_checkpoints else None
     positions = adapter.rope_positions(batch).cpu() if keep_checkpoints else None
     for row, i in enumerate(prepared.ready):
         parsed = probe.parse(answers[row], results.options[i])
-        results.done(i, k=k[row], sums=sums[row], t=t[row], answer=answers[row], parsed=parsed,
+        results.done(i, t=t[row], answer=answers[row], parsed=parsed,
                      correct=parsed == items[i].emotion, n_tokens=batch.n_tokens[row])
         if hidden is not None and positions is not None:
             n = batch.n_tokens[row]
@@ -396,9 +483,17 @@ class _ChunkResults:
         self.status[i] = STATUS_FAILED
         self.failure_reason[i] = reason
 
-    def done(self, i: int, *, k: np.ndarray, sums: np.ndarray, t: np.ndarray, answer: str,
-             parsed: str, correct: bool, n_tokens: int) -> None:
-        self.k[i], self.sums[i], self.t[i] = k, sums, t
+    def put_statistics(self, rows: Sequence[int], k: np.ndarray, sums: np.ndarray) -> None:
+        """K and sums of items ``rows`` (one row of ``k``/``sums`` each), at once."""
+        if list(rows) == list(range(rows[0], rows[0] + len(rows))):
+            self.k[rows[0]:rows[0] + len(rows)] = k
+            self.sums[rows[0]:rows[0] + len(rows)] = sums
+        else:
+            self.k[list(rows)], self.sums[list(rows)] = k, sums
+
+    def done(self, i: int, *, t: np.ndarray, answer: str, parsed: str, correct: bool,
+             n_tokens: int) -> None:
+        self.t[i] = t
         self.status[i] = STATUS_DONE
         self.raw_answer[i], self.parsed_answer[i] = answer, parsed
         self.correct[i], self.n_tokens[i] = correct, n_tokens

@@ -15,6 +15,8 @@ As soon as the last layer's hook has run, K is cast on the device to the store's
 dtype (it cannot overflow: K <= T <= the prompt length, checked before the cast) and both
 arrays start on their way to the host: on a GPU into pinned buffers, non-blocking, on a side
 stream, so the copy overlaps the decode steps of ``generate``; ``host_result`` waits for it.
+Two sets of pinned buffers alternate, so a batch's host arrays stay valid while the next
+batch runs (the extraction copies them into its chunk arrays on another thread).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class GateStatistics:
             stats.start(batch)
             answers = adapter.generate(batch, max_new_tokens)
             k, sums = stats.result()      # (B, 2, n_layers, N) int32 and float32, on device
-            k, sums = stats.host_result()  # numpy, K in uint16; valid until the next start
+            k, sums = stats.host_result()  # numpy, K in uint16; valid until the 2nd next start
     """
 
     def __init__(self, gate_modules: Sequence[nn.Module], count_dtype: str = "uint32") -> None:
@@ -127,7 +129,8 @@ class GateStatistics:
 
     def host_result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(K, sums)`` of the last prefill as numpy arrays, K in the count dtype. On a GPU
-        they are views of pinned buffers that the next ``start`` refills: copy what you keep."""
+        they are views of pinned buffers that the ``start`` after next refills: copy what
+        you keep before then."""
         self.result()  # raises if some layer never ran
         assert self._copy is not None
         return self._copy.wait()
@@ -138,13 +141,17 @@ _TORCH_COUNT = {"uint16": torch.uint16, "uint32": torch.uint32, "int32": torch.i
 
 class _HostCopy:
     """K and sums on their way to the host. On CUDA: cast on the compute stream, copied on
-    a side stream into pinned buffers (grown as batches need), one event to wait for."""
+    a side stream into pinned buffers (two sets used in turn, grown as batches need), one
+    event to wait for."""
+
+    SETS = 2
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self._cuda = device.type == "cuda"
         self._stream = torch.cuda.Stream(device) if self._cuda else None
-        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._sets: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * self.SETS
+        self._turn = 0
         self._done: torch.cuda.Event | None = None
         self._result: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -153,12 +160,13 @@ class _HostCopy:
             self._result = (k.numpy(), sums.numpy())
             return
         assert self._stream is not None
-        buffers = self._buffers
+        buffers = self._sets[self._turn]
         if (buffers is None or buffers[0].dtype != k.dtype or buffers[0].shape[1:] != k.shape[1:]
                 or buffers[0].shape[0] < k.shape[0]):
             buffers = (torch.empty(k.shape, dtype=k.dtype, pin_memory=True),
                        torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True))
-            self._buffers = buffers
+            self._sets[self._turn] = buffers
+        self._turn = (self._turn + 1) % self.SETS
         n = k.shape[0]
         host_k, host_sums = buffers[0][:n], buffers[1][:n]
         ready = torch.cuda.Event()

@@ -122,6 +122,9 @@ class ModelAdapter(abc.ABC):
         self.model: Any = model
         self.processor = processor
         self.info = info
+        #: Where the feature extractor computes the log-mel features (torch STFT): ``None``
+        #: follows the model (a CUDA model's features are computed on its GPU; else "cpu").
+        self.feature_device: str | None = None
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -341,9 +344,16 @@ class ChatTemplateAdapter(ModelAdapter):
             tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
             # Padding only for the text: a bare `padding=` would reach the feature extractor.
             processor_kwargs={"text_kwargs": {"padding": "longest"},
-                              "audio_kwargs": {"sampling_rate": self.sample_rate}},
+                              "audio_kwargs": self._audio_kwargs()},
         )
         return self.probe_batch(dict(encoded))
+
+    def _audio_kwargs(self) -> dict[str, Any]:
+        device = self.feature_device or ("cpu" if self.device.type != "cuda" else str(self.device))
+        kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate}
+        if device != "cpu":
+            kwargs["device"] = device  # the Whisper feature extractors' torch STFT
+        return kwargs
 
     def probe_batch(self, encoded: dict[str, Any]) -> ProbeBatch:
         """Masks from the processor output and the inputs the model's forward takes, on the

@@ -28,7 +28,8 @@ from torch import nn
 
 from esn.pipeline.models.tiny_tokenizers import tekken_tokenizer, word_level_tokenizer
 
-__all__ = ["TINY_MODELS", "TINY_SEED", "TinyModel", "build_qwen2_5_omni", "build_tiny"]
+__all__ = ["TINY_MODELS", "TINY_SEED", "TinyModel", "build_audioflamingo3", "build_qwen2_5_omni",
+           "build_tiny"]
 
 TINY_SEED = 1234
 SAMPLE_RATE = 16000
@@ -114,12 +115,21 @@ def _build_qwen2_5_omni() -> tuple[nn.Module, Any]:
     return build_qwen2_5_omni()
 
 
+#: Makes the model from its config; the default draws float32 CPU weights from the seed.
+MakeModel = Callable[[type, Any], nn.Module]
+
+
 def build_qwen2_5_omni(
     *, text_sizes: Mapping[str, Any] = TEXT_SIZES, audio_sizes: Mapping[str, Any] = OMNI_AUDIO,
-    seed: int = TINY_SEED,
+    seed: int = TINY_SEED, vocab_size: int | None = None, make_model: MakeModel | None = None,
 ) -> tuple[nn.Module, Any]:
     """``tiny-qwen2_5_omni``'s model and processor, with other decoder (``TEXT_SIZES``-like)
-    or audio encoder (``OMNI_AUDIO``-like) sizes and another weight seed if asked."""
+    or audio encoder (``OMNI_AUDIO``-like) sizes and another weight seed if asked.
+
+    ``vocab_size`` pads the embedding and LM head past the tokenizer (as real checkpoints
+    do: Qwen2.5's 152064 rows for 151665 tokens); ``make_model(cls, config)`` builds the
+    model instead of the seeded float32 CPU default (``benchmarks/gpu.py`` builds a
+    full-size one in bfloat16 on the GPU)."""
     from transformers import (
         Qwen2_5OmniProcessor,
         Qwen2_5OmniThinkerConfig,
@@ -147,7 +157,7 @@ def build_qwen2_5_omni(
             fullatt_block_indexes=[0],
         ),
         text_config=dict(
-            vocab_size=len(tokenizer), **text_sizes,
+            vocab_size=vocab_size or len(tokenizer), **text_sizes,
             rope_parameters={"mrope_section": _mrope_section(text_sizes),
                              "rope_type": "default", "rope_theta": 1e6},
         ),
@@ -160,7 +170,7 @@ def build_qwen2_5_omni(
         user_token_id=tokenizer.convert_tokens_to_ids("user"),
         initializer_range=text_sizes["initializer_range"],
     )
-    model = _seeded(lambda: Qwen2_5OmniThinkerForConditionalGeneration(config), seed)
+    model = _make(Qwen2_5OmniThinkerForConditionalGeneration, config, seed, make_model)
     _set_generation_ids(model, tokenizer)
     processor = Qwen2_5OmniProcessor(
         image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
@@ -169,15 +179,22 @@ def build_qwen2_5_omni(
     return model, processor
 
 
+def _make(cls: type, config: Any, seed: int, make_model: MakeModel | None) -> nn.Module:
+    if make_model is not None:
+        return make_model(cls, config).eval()
+    return _seeded(lambda: cls(config), seed)
+
+
 def _mrope_section(text_sizes: Mapping[str, Any]) -> list[int]:
     """Rotary frequencies per mRoPE axis (time, height, width); [1, 1, 2] at head_dim 8."""
     half = text_sizes["hidden_size"] // text_sizes["num_attention_heads"] // 2
     return [half // 4, half // 4, half - 2 * (half // 4)]
 
 
-def _qwen2_text_config(vocab_size: int, pad_token_id: int) -> dict[str, Any]:
+def _qwen2_text_config(vocab_size: int, pad_token_id: int,
+                       text_sizes: Mapping[str, Any] = TEXT_SIZES) -> dict[str, Any]:
     return dict(model_type="qwen2", vocab_size=vocab_size, pad_token_id=pad_token_id,
-                rope_theta=1e6, **TEXT_SIZES)
+                rope_theta=1e6, **text_sizes)
 
 
 def _build_qwen2_audio(tokenizer: Any = None) -> tuple[nn.Module, Any]:
@@ -208,7 +225,23 @@ def _build_qwen2_audio(tokenizer: Any = None) -> tuple[nn.Module, Any]:
     return model, processor
 
 
+#: Audio encoder of tiny-audioflamingo3.
+AF3_AUDIO: dict[str, Any] = dict(
+    hidden_size=16, num_attention_heads=4, intermediate_size=16, num_hidden_layers=2,
+    num_mel_bins=128, max_source_positions=1500,
+)
+
+
 def _build_audioflamingo3() -> tuple[nn.Module, Any]:
+    return build_audioflamingo3()
+
+
+def build_audioflamingo3(
+    *, text_sizes: Mapping[str, Any] = TEXT_SIZES, audio_sizes: Mapping[str, Any] = AF3_AUDIO,
+    vocab_size: int | None = None, make_model: MakeModel | None = None,
+) -> tuple[nn.Module, Any]:
+    """``tiny-audioflamingo3``'s model and processor, or other sizes (as
+    ``build_qwen2_5_omni``)."""
     from transformers import (
         AudioFlamingo3Config,
         AudioFlamingo3ForConditionalGeneration,
@@ -219,15 +252,12 @@ def _build_audioflamingo3() -> tuple[nn.Module, Any]:
         [*_QWEN_SPECIAL, "<sound>"], pad_token="<|endoftext|>", eos_token="<|im_end|>",
     )
     config = AudioFlamingo3Config(
-        text_config=_qwen2_text_config(len(tokenizer), tokenizer.pad_token_id),
-        audio_config=dict(
-            model_type="audioflamingo3_encoder", hidden_size=16, num_attention_heads=4,
-            intermediate_size=16, num_hidden_layers=2, num_mel_bins=128,
-            max_source_positions=1500,
-        ),
+        text_config=_qwen2_text_config(vocab_size or len(tokenizer), tokenizer.pad_token_id,
+                                       text_sizes),
+        audio_config=dict(model_type="audioflamingo3_encoder", **audio_sizes),
         audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
     )
-    model = _seeded(lambda: AudioFlamingo3ForConditionalGeneration(config))
+    model = _make(AudioFlamingo3ForConditionalGeneration, config, TINY_SEED, make_model)
     _set_generation_ids(model, tokenizer)
     processor = AudioFlamingo3Processor(
         feature_extractor=_whisper(return_attention_mask=True), tokenizer=tokenizer,
