@@ -21,6 +21,9 @@ the same batches, in this one process:
     python -m benchmarks.gpu --family omni --json $OUT/omni.json       (on the GPU)
     python -m benchmarks.gpu --results omni.json af3.json               (writes RESULTS.md)
 
+The JSON of each run is kept in ``benchmarks/gpu-runs/`` (with ``NOTES.md``, what the
+figures say, appended to RESULTS.md).
+
 ``--tiny`` runs the same steps with a tiny model on the CPU (a check of this script).
 """
 
@@ -417,8 +420,9 @@ Written by `python -m benchmarks.gpu --results ...` from the JSON that
 `python -m benchmarks.gpu --family F --json F.json` wrote on the GPU. Random bf16 weights at
 the released shapes, saved as a local checkpoint and loaded through esn; 3-s clips; every
 ratio is against a baseline measured in the same process on the same batches (prefill and
-generate on prebuilt batches: no processor, no hooks; esn's rate includes decoding the audio,
-the processor, the statistics, the answers and the store).
+generate on prebuilt batches: no processor, no hooks; "generate + esn's hooks" adds only the
+statistics hooks; esn's rate includes decoding the audio, the processor, the statistics, the
+answers and the store). 256 clips per setting; stages are the main thread's seconds.
 """
 
 
@@ -484,6 +488,9 @@ def write_results(paths: list[str], out: Path) -> None:
             lines.append(f"With 1 new token (every answer replayed, no decoding on): "
                          f"{one['pairs_per_s']:.1f} pairs/s.")
         lines.append("")
+    notes = Path(__file__).parent / "gpu-runs" / "NOTES.md"
+    if notes.exists():  # what the figures say, written by whoever ran them
+        lines += ["", notes.read_text()]
     out.write_text("\n".join(lines))
 
 
