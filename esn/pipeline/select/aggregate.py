@@ -5,9 +5,11 @@ outside it), and every aggregate is a contraction over utterances::
 
     K_e[s, l, n] = sum_u W[u, e] K[u, s, l, n]       (likewise act_sum, and T)
 
-Dask evaluates all three in one ``dask.compute``, so each store chunk is read and
-decompressed once and reduced in place; memory stays at a few chunks whatever the store
-size. Chunks holding no pool utterance are not read at all. Counts are exact: float32
+Dask evaluates them in one ``dask.compute``, so each store chunk is read and decompressed
+once and reduced in place; memory stays at a few chunks whatever the store size. Chunks
+holding no pool utterance are not read at all, and ``act_sum`` (two thirds of a store) is
+read only when a selector needs the activation sums (``register(needs_sums=True)``; none of
+the built-in ones does: they all rank by firing rates). Counts are exact: float32
 within a chunk (far below 2**24), float64 across chunks (below 2**53).
 """
 
@@ -35,7 +37,8 @@ class EmotionAggregates:
         spans: Span of each column of the span axis.
         k: ``(emotion, span, layer, neuron)`` float64 sums of K.
         t: ``(emotion, span)`` float64 sums of T.
-        act_sum: ``(emotion, span, layer, neuron)`` float64 sums of activation sums.
+        act_sum: ``(emotion, span, layer, neuron)`` float64 sums of activation sums, or
+            ``None`` when aggregated without them (``aggregate_pool(sums=False)``).
         n_items: ``(emotion,)`` pool items per emotion.
     """
 
@@ -43,17 +46,19 @@ class EmotionAggregates:
     spans: tuple[str, ...]
     k: np.ndarray
     t: np.ndarray
-    act_sum: np.ndarray
+    act_sum: np.ndarray | None
     n_items: np.ndarray
 
-    def over(self, span: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(k, t, act_sum)`` for one span or ``"all"``: shapes (E, L, N), (E,), (E, L, N)."""
+    def over(self, span: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(k, t, act_sum)`` for one span or ``"all"``: shapes (E, L, N), (E,), (E, L, N)
+        (``act_sum`` is ``None`` when aggregated without it)."""
+        s = self.act_sum
         if span == "all":
-            return self.k.sum(1), self.t.sum(1), self.act_sum.sum(1)
+            return self.k.sum(1), self.t.sum(1), None if s is None else s.sum(1)
         if span not in self.spans:
             raise RequestError(f"span must be one of {['all', *self.spans]}, got {span!r}")
         i = self.spans.index(span)
-        return self.k[:, i], self.t[:, i], self.act_sum[:, i]
+        return self.k[:, i], self.t[:, i], None if s is None else s[:, i]
 
     def firing_rate(self, span: str = "all") -> np.ndarray:
         """``P[e, l, n] = K_e / T_e``, the probability that a neuron fires at a position."""
@@ -65,6 +70,9 @@ class EmotionAggregates:
     def mean_activation(self, span: str = "all") -> np.ndarray:
         """``sum_e / T_e``, the mean gate activation per valid position."""
         _, t, s = self.over(span)
+        if s is None:
+            raise RequestError("these aggregates were computed without the activation sums; "
+                               "register the selector with needs_sums=True")
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.nan_to_num(s / t[:, None, None], nan=0.0)
 
@@ -80,9 +88,11 @@ def _pool_weights(ds: xr.Dataset, pool: Mapping[str, Sequence[str]],
 
 
 def build_aggregates(
-    ds: xr.Dataset, pool: Mapping[str, Sequence[str]], emotions: Sequence[str]
-) -> tuple[da.Array, da.Array, da.Array, np.ndarray]:
-    """Lazy ``(k, t, act_sum)`` Dask arrays for the pool (nothing is computed here)."""
+    ds: xr.Dataset, pool: Mapping[str, Sequence[str]], emotions: Sequence[str],
+    *, sums: bool = True,
+) -> tuple[da.Array, da.Array, da.Array | None, np.ndarray]:
+    """Lazy ``(k, t, act_sum)`` Dask arrays for the pool (nothing is computed here;
+    ``act_sum`` is ``None`` unless ``sums``)."""
     weights = _pool_weights(ds, pool, emotions)
     chunks = ds.K.data.chunks[0]
     bounds = np.cumsum((0, *chunks))
@@ -105,18 +115,20 @@ def build_aggregates(
     # below 2**24 = 16.7 M) and are summed across chunks in float64; activation sums are
     # reduced in float64 throughout.
     return (contract("K", np.float32), contract("T", np.float32),
-            contract("act_sum", np.float64), weights.sum(0))
+            contract("act_sum", np.float64) if sums else None, weights.sum(0))
 
 
 
 def aggregate_pool(
     ds: xr.Dataset, pool: Mapping[str, Sequence[str]], emotions: Sequence[str],
-    *, scheduler: str | None = None,
+    *, scheduler: str | None = None, sums: bool = True,
 ) -> EmotionAggregates:
-    """Compute the per-emotion aggregates in one pass over the store."""
-    k, t, s, n_items = build_aggregates(ds, pool, emotions)
+    """Compute the per-emotion aggregates in one pass over the store (``act_sum`` read
+    only if ``sums``)."""
+    k, t, s, n_items = build_aggregates(ds, pool, emotions, sums=sums)
     with dask_computer(scheduler) as compute:
-        k_, t_, s_ = compute([k, t, s])
+        k_, t_, *rest = compute([k, t] if s is None else [k, t, s])
+    s_ = rest[0] if rest else None
     return EmotionAggregates(
         emotions=tuple(emotions), spans=tuple(ds.span.values.tolist()), k=k_, t=t_,
         act_sum=s_, n_items=n_items.astype(np.int64),

@@ -94,7 +94,9 @@ def select_neurons(store_url: str, options: SelectOptions) -> tuple[NeuronSets, 
     metadata = {n: store.metadata(n) for n in ("utterance", "emotion", "split", "status",
                                                "correct")}
     pool = choose_pool(metadata, emotions, options.pool)
-    agg = aggregate_pool(store.to_xarray(), pool, emotions, scheduler=options.scheduler)
+    sums = any(SELECTORS[name].needs_sums for name in options.methods)
+    agg = aggregate_pool(store.to_xarray(), pool, emotions, scheduler=options.scheduler,
+                         sums=sums)  # the count-based selectors never read act_sum
     layout = store.layout
     budget = max(1, int(round(options.fraction * layout.n_layers * layout.n_neurons)))
     sets = NeuronSets(

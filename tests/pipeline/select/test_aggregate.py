@@ -133,3 +133,36 @@ def test_store_without_splits_holds_out_a_seeded_fraction(tmp_path: Path) -> Non
         assert in_pool <= n - round(0.5 * n) and in_pool >= n - round(0.5 * n) - int(
             (~done & (data["emotion"] == emotion)).sum())
     assert pool != pool_of(data, correct_only=False, balance=False, holdout=0.5, seed=2)
+
+
+def test_selection_with_every_selector_reads_no_activation_sums(small_store: dict,
+                                                                 monkeypatch) -> None:
+    """The built-in selectors rank by firing rates: ``esn select`` reads K and T only, and
+    its sets equal those selected from aggregates that did read act_sum."""
+    from esn.pipeline.select import SelectOptions, select_neurons
+    from esn.pipeline.select.run import run_selectors
+    from esn.pipeline.select.selectors import SELECTORS
+
+    assert not any(info.needs_sums for info in SELECTORS.values())
+    reads: collections.Counter[str] = collections.Counter()
+    original = zarr.storage.LocalStore.get
+
+    async def counting_get(self, key, *args, **kwargs):
+        reads[key] += 1
+        return await original(self, key, *args, **kwargs)
+
+    options = SelectOptions(fraction=0.1, random_draws=2)
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting_get)
+    sets, _ = select_neurons(small_store["url"], options)
+    monkeypatch.undo()
+    read_arrays = {key.split("/")[0] for key in reads if "/c/" in key}
+    assert "act_sum" not in read_arrays and {"K", "T"} <= read_arrays
+    pool = {e: list(v) for e, v in sets.pool["item_ids"].items()}
+    full = aggregate_pool(esn.open_store(small_store["url"]), pool, LABELS, sums=True)
+    budget = sets.budget
+    again = run_selectors(full, options, budget, sets.n_neurons)
+    for name, method in sets.methods.items():
+        assert method.sets == again[name].sets, name
+    with pytest.raises(Exception, match="without the activation sums"):
+        aggregate_pool(esn.open_store(small_store["url"]), pool, LABELS,
+                       sums=False).mean_activation()

@@ -47,19 +47,21 @@ class SelectorInfo:
     function: Selector
     score: str  # what the stored scores mean
     higher_is_better: bool
+    needs_sums: bool = False  # reads the activation sums (else only K and T are read)
 
 
 SELECTORS: dict[str, SelectorInfo] = {}
 
 
-def register(name: str, *, score: str, higher_is_better: bool = True
-             ) -> Callable[[Selector], Selector]:
-    """Add a selector to the registry under ``name``."""
+def register(name: str, *, score: str, higher_is_better: bool = True,
+             needs_sums: bool = False) -> Callable[[Selector], Selector]:
+    """Add a selector to the registry under ``name``; ``needs_sums``: it reads
+    ``EmotionAggregates.act_sum`` (``mean_activation``), so selection reads ``act_sum``."""
 
     def decorate(function: Selector) -> Selector:
         if name in SELECTORS:
             raise ValueError(f"selector {name!r} is registered twice")
-        SELECTORS[name] = SelectorInfo(name, function, score, higher_is_better)
+        SELECTORS[name] = SelectorInfo(name, function, score, higher_is_better, needs_sums)
         return function
 
     return decorate
