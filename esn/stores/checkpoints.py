@@ -26,7 +26,8 @@ _TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CheckpointChunk:
-    """What replaying layers c..N-1 for one chunk's utterances needs (CPU tensors).
+    """What replaying layers c..N-1 for one chunk's utterances needs (CPU tensors as read;
+    ``to`` moves them).
 
     Attributes:
         hidden: ``(n_checkpoints, n, L, hidden)`` residual stream entering each layer.
@@ -41,6 +42,11 @@ class CheckpointChunk:
     positions: torch.Tensor
     valid: torch.Tensor
     audio: torch.Tensor
+
+    def to(self, device: torch.device | str) -> CheckpointChunk:
+        """The same chunk on ``device`` (replay moves a chunk once, not once per batch)."""
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device)
+                                            for f in dataclasses.fields(self)})
 
     @classmethod
     def concat_left_padded(cls, parts: list[CheckpointChunk]) -> CheckpointChunk:

@@ -10,6 +10,8 @@ checkpoint (``replay_greedy``) until the parse is fixed or the answer complete, 
 ``max_new_tokens``. Every other item, and every item of a store without a layer-0 checkpoint
 whose first token does not end it, goes to ``full``: decode the audio, build the batch, and
 generate with the intervention. Either way the parse is that of the full answer.
+Items whose stored answer (at extraction) opens with a digit or is empty start straight
+from the layer-0 checkpoint when it exists, since they would decode on anyway.
 ``engine="auto"`` does exactly that; ``"replay"`` refuses conditions it cannot replay;
 ``"full"`` never replays.
 """
@@ -107,17 +109,28 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             report: Callable[[], None]) -> None:
     layout = store.layout
     stops = stop_token_ids(adapter)
+    # An item answered with digits (or nothing) at extraction will most likely need decoding
+    # on under an intervention too ("2" may go on to "23"): its pairs start straight from
+    # the layer-0 checkpoint, which gives the first token as well, instead of replaying the
+    # first token from layer c and then every layer again.
+    straight = probe.max_new_tokens > 1 and 0 in layout.checkpoint_layers
+    stored = store.metadata("raw_answer")
     by_chunk: dict[int, list[int]] = defaultdict(list)
     for position, item in enumerate(items):
         by_chunk[item // layout.utterance_chunk].append(position)
     for chunk, positions in sorted(by_chunk.items()):
-        saved: CheckpointChunk = store.read_checkpoints(chunk)
+        # To the model's device once per chunk; each batch of pairs indexes it there.
+        saved: CheckpointChunk = store.read_checkpoints(chunk).to(adapter.device)
         going_on: list[tuple[int, int]] = []  # (condition, item position) to decode on
         by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for c in replayable:
             layer = _replay_layer(conditions[c], layout.checkpoint_layers)
             assert layer is not None
-            by_layer[layer].extend((c, p) for p in positions)
+            for p in positions:
+                if straight and _starts_undecided(str(stored[items[p]])):
+                    going_on.append((c, p))
+                else:
+                    by_layer[layer].append((c, p))
         for layer, pairs in by_layer.items():
             for first in range(0, len(pairs), batch_size):
                 part = pairs[first:first + batch_size]
@@ -144,6 +157,11 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             _decode_on(adapter, saved, layout.checkpoint_layers, chunk * layout.utterance_chunk,
                        items, conditions, part, options, probe, raw, parsed, used, pending)
             report()
+
+
+def _starts_undecided(answer: str) -> bool:
+    """An answer whose first token cannot decide it: empty, or opening with an ASCII digit."""
+    return answer == "" or is_ascii_digits(answer[:1])
 
 
 def _undecided(text: str) -> bool:

@@ -46,8 +46,9 @@ class ReplayInputs:
         if layer not in checkpoint_layers:
             raise ValueError(f"no checkpoint at layer {layer} (have {list(checkpoint_layers)})")
         j = list(checkpoint_layers).index(layer)
-        index = torch.arange(chunk.attention_mask.shape[0]) if rows is None else torch.as_tensor(
-            list(rows))
+        device = chunk.attention_mask.device
+        index = (torch.arange(chunk.attention_mask.shape[0], device=device) if rows is None
+                 else torch.as_tensor(list(rows), device=device))
         mask = chunk.attention_mask[index]
         batch = ProbeBatch(
             inputs={"attention_mask": mask.long()}, valid=chunk.valid[index],

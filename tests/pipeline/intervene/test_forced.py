@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,39 @@ def test_replay_full_and_parse_agree_on_forced_answers(forced_store) -> None:
         assert (replay.engine == ("replay" if by_replay else "full")).all(), (answer,
                                                                               replay.engine)
         print(f"{answer!r}: {text!r} -> {expected[0]!r} ({replay.engine[0, 0]})")
+
+
+def test_items_answered_with_digits_start_from_the_layer_zero_checkpoint(forced_store,
+                                                                         monkeypatch) -> None:
+    """The store's answers were "1": every pair decodes on from layer 0 directly (the
+    first-token replay from layer c would be thrown away), with the same answers."""
+    from esn.pipeline.intervene import engine
+
+    adapter, store = forced_store
+    items = [i for i, s in enumerate(store.status()) if s == STATUS_DONE]
+    force(adapter, "2")
+    reference = answer_items(adapter, store, items, CONDITIONS, engine="full", batch_size=8)
+
+    def unused(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a digit-answered item replayed its first token from layer c")
+
+    monkeypatch.setattr(engine, "replay_first_logits", unused)
+    straight = answer_items(adapter, store, items, CONDITIONS, engine="replay", batch_size=3)
+    assert straight.parsed.tolist() == reference.parsed.tolist()
+    assert straight.raw.tolist() == reference.raw.tolist()
+    assert (straight.engine == "replay").all()
+    monkeypatch.undo()
+    # An item answered with a word at extraction replays its first token from layer c.
+    calls = []
+    original = engine.replay_first_logits
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "replay_first_logits", counted)
+    real = store.metadata
+    monkeypatch.setattr(store, "metadata", lambda name: (
+        np.full(len(real(name)), "sad", dtype=object) if name == "raw_answer" else real(name)))
+    answer_items(adapter, store, items, CONDITIONS, engine="replay", batch_size=3)
+    assert calls
