@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     esn_extract(adapter, model_dir, warm, work / "warm.zarr", 8, 2)  # warm-up
     rows = []
     first_batch = None
-    for batch_size in args.batch_sizes:
+    for batch_size in args.batch_sizes if "extract" in args.steps else ():
         batches = prebuilt_batches(adapter, manifest, batch_size)
         result["prompt_tokens"] = int(np.mean([n for b in batches for n in b.n_tokens]))
         for tokens in args.tokens:
@@ -390,6 +390,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result["store_bytes_per_utterance"] = store_bytes / args.clips
                 print(json.dumps(result["exact"]), flush=True)
     result["extraction"] = rows
+    if "intervene" not in args.steps:
+        return result
     # At 28 layers: 0 / 14 / 19, the layers of the anchor speed-ups.
     layers = tuple(sorted({0, adapter.n_layers // 2, adapter.n_layers * 19 // 28}))
     ckpt = work / "ckpt.zarr"
@@ -503,6 +505,10 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/esn-gpu")
     parser.add_argument("--json", default=None)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--steps", nargs="+", choices=("extract", "intervene"),
+                        default=["extract", "intervene"],
+                        help="extract: the extraction table and exactness; intervene: "
+                             "replay vs full and esn intervene")
     parser.add_argument("--results", nargs="+", default=None,
                         help="JSON files to turn into benchmarks/RESULTS.md")
     args = parser.parse_args()
