@@ -433,67 +433,88 @@ def write_results(paths: list[str], out: Path) -> None:
     for path in paths:
         r = json.loads(Path(path).read_text())
         v = r["versions"]
+        what = ("" if r.get("extraction") else
+                f" (replay and esn intervene only, `{Path(path).name}`)")
         lines += [
             f"## {r['family']}: {r['parameters'] / 1e9:.2f} B parameters, {r['layers']} layers "
-            f"x {r['neurons_per_layer']} neurons, {r['prompt_tokens']}-token prompts",
+            f"x {r['neurons_per_layer']} neurons{what}",
             "",
             f"{r.get('card', 'CPU')}, torch {v['torch']} (CUDA {v['cuda']}), transformers "
             f"{v['transformers']}, Python {v['python']}, {r['date']}.",
             "",
-            "| batch | new tokens | prefill clips/s | generate clips/s | generate + esn's hooks "
-            "| esn extract clips/s | vs generate | vs prefill |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for row in r["extraction"]:
-            hooks = row.get("generate_with_statistics")
-            lines.append(f"| {row['batch_size']} | {row['new_tokens']} | {row['prefill']:.1f} "
-                         f"| {row['generate']:.1f} | {f'{hooks:.1f}' if hooks else '-'} "
-                         f"| {row['extract']:.1f} "
-                         f"| {row['vs_generate']:.2f}x | {row['vs_prefill']:.2f}x |")
-        lines.append("")
-        for row in r["extraction"]:
-            stages = ", ".join(f"{k} {v:.2f}" for k, v in row.get("stages_s", {}).items())
-            lines.append(f"- batch {row['batch_size']}, {row['new_tokens']} tokens: "
-                         f"{row['seconds']:.2f} s in all; {stages} (s; the batch thread's "
-                         f"overlap the main thread's; writer busy {row['writer_busy_s']:.2f} s "
-                         "on its own thread)")
-        cpu = r.get("features_on_cpu")
-        if cpu:
-            lines.append(f"- mel features on the CPU instead of the GPU (batch "
-                         f"{max(x['batch_size'] for x in r['extraction'])}, "
-                         f"{min(x['new_tokens'] for x in r['extraction'])} tokens): "
-                         f"{cpu['extract']:.1f} clips/s ({cpu['vs_generate']:.2f}x generate)")
-        e = r["exact"]
-        lines += [
-            "",
-            f"Exactness (first batch against a plain forward reduced by hand): "
-            f"{e['K_differing']} of {e['K_entries']} K entries differ, T equal: {e['T_equal']}, "
-            f"act_sum max relative difference {e['act_sum_max_rel_diff']:.1e}. Store on disk: "
-            f"{r['store_bytes_per_utterance'] / 1e6:.2f} MB per utterance. Extraction with "
-            f"checkpoints: {r['extract_with_checkpoints']:.1f} clips/s.",
-            "",
-            "| replay from layer | full s | replay s | speed-up | first tokens equal |",
-            "|---|---|---|---|---|",
-        ]
-        for row in r["replay"]:
-            lines.append(f"| {row['from_layer']} | {row['full_s']:.3f} | {row['replay_s']:.3f} "
-                         f"| {row['speedup']:.2f}x | {row['first_tokens_equal']} |")
-        i = r["intervene"]
-        lines += ["", f"`esn intervene --engine replay`, {i['neurons_per_emotion']} neurons per "
-                  f"emotion (fraction 0.005), store probed with 2 new tokens (a digit first "
-                  f"token decodes on from the layer-0 checkpoint, as a real model's \"2\" "
-                  f"does): {i['pairs']} (condition, item) pairs in {i['seconds']:.1f} s = "
-                  f"**{i['pairs_per_s']:.1f} pairs/s** (selection before it: "
-                  f"{i['select_s']:.1f} s)."]
-        one = r.get("intervene_first_token")
-        if one:
-            lines.append(f"With 1 new token (every answer replayed, no decoding on): "
-                         f"{one['pairs_per_s']:.1f} pairs/s.")
-        lines.append("")
+        if r.get("extraction"):
+            lines += _extraction_lines(r)
+        if r.get("replay"):
+            lines += _intervene_lines(r)
     notes = Path(__file__).parent / "gpu-runs" / "NOTES.md"
     if notes.exists():  # what the figures say, written by whoever ran them
         lines += ["", notes.read_text()]
     out.write_text("\n".join(lines))
+
+
+def _extraction_lines(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{r['prompt_tokens']}-token prompts.",
+        "",
+        "| batch | new tokens | prefill clips/s | generate clips/s | generate + esn's hooks "
+        "| esn extract clips/s | vs generate | vs prefill |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["extraction"]:
+        hooks = row.get("generate_with_statistics")
+        lines.append(f"| {row['batch_size']} | {row['new_tokens']} | {row['prefill']:.1f} "
+                     f"| {row['generate']:.1f} | {f'{hooks:.1f}' if hooks else '-'} "
+                     f"| {row['extract']:.1f} "
+                     f"| {row['vs_generate']:.2f}x | {row['vs_prefill']:.2f}x |")
+    lines.append("")
+    for row in r["extraction"]:
+        stages = ", ".join(f"{k} {v:.2f}" for k, v in row.get("stages_s", {}).items())
+        lines.append(f"- batch {row['batch_size']}, {row['new_tokens']} tokens: "
+                     f"{row['seconds']:.2f} s in all; {stages} (s; the batch thread's "
+                     f"overlap the main thread's; writer busy {row['writer_busy_s']:.2f} s "
+                     "on its own thread)")
+    cpu = r.get("features_on_cpu")
+    if cpu:
+        lines.append(f"- mel features on the CPU instead of the GPU (batch "
+                     f"{max(x['batch_size'] for x in r['extraction'])}, "
+                     f"{min(x['new_tokens'] for x in r['extraction'])} tokens): "
+                     f"{cpu['extract']:.1f} clips/s ({cpu['vs_generate']:.2f}x generate)")
+    e = r["exact"]
+    lines += [
+        "",
+        f"Exactness (first batch against a plain forward reduced by hand): "
+        f"{e['K_differing']} of {e['K_entries']} K entries differ, T equal: {e['T_equal']}, "
+        f"act_sum max relative difference {e['act_sum_max_rel_diff']:.1e}. Store on disk: "
+        f"{r['store_bytes_per_utterance'] / 1e6:.2f} MB per utterance. Extraction with "
+        f"checkpoints: {r['extract_with_checkpoints']:.1f} clips/s.",
+        "",
+    ]
+    return lines
+
+
+def _intervene_lines(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "| replay from layer | full s | replay s | speed-up | first tokens equal |",
+        "|---|---|---|---|---|",
+    ]
+    for row in r["replay"]:
+        lines.append(f"| {row['from_layer']} | {row['full_s']:.3f} | {row['replay_s']:.3f} "
+                     f"| {row['speedup']:.2f}x | {row['first_tokens_equal']} |")
+    i = r["intervene"]
+    lines += ["", f"`esn intervene --engine replay`, {i['neurons_per_emotion']} neurons per "
+              f"emotion (fraction 0.005), store probed with 2 new tokens (a digit first "
+              f"token decodes on from the layer-0 checkpoint, as a real model's \"2\" "
+              f"does): {i['pairs']} (condition, item) pairs in {i['seconds']:.1f} s = "
+              f"**{i['pairs_per_s']:.1f} pairs/s** (selection before it: "
+              f"{i['select_s']:.1f} s)."]
+    one = r.get("intervene_first_token")
+    if one:
+        lines.append(f"With 1 new token (every answer replayed, no decoding on): "
+                     f"{one['pairs_per_s']:.1f} pairs/s.")
+    lines.append("")
+    return lines
 
 
 def main() -> None:
