@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -254,6 +254,7 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
         f"waited on {report.seconds_waiting_for_writer:.1f} s)",
         f"store     {p.done} done, {p.failed} failed, {p.pending} left",
         f"audio     {_heard_line(report.window, report.cut, p.done)}",
+        *([f"time      {_stages_line(report.stages)}"] if report.stages else []),
         "",
         f"{'emotion':<12} {'correct':>7} {'done':>6} {'accuracy':>9}",
     ]
@@ -265,6 +266,16 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
     overall = f"{100 * total_correct / total_done:8.1f}%" if total_done else "        -"
     lines.append(f"{'all':<12} {total_correct:>7} {total_done:>6} {overall}")
     return "\n".join(lines)
+
+
+def _stages_line(stages: Mapping[str, float]) -> str:
+    """Where the main thread's time went, then the batch thread's (which overlaps it)."""
+    main_thread = [f"{name} {seconds:.1f} s" for name, seconds in stages.items()
+                   if not name.startswith("batch thread")]
+    beside = [f"{name.removeprefix('batch thread: ')} {seconds:.1f} s"
+              for name, seconds in stages.items() if name.startswith("batch thread")]
+    return ", ".join(main_thread) + (f" (beside it, batch thread: {', '.join(beside)})"
+                                     if beside else "")
 
 
 def _heard_line(window: float | None, cut: int | None, done: int) -> str:

@@ -99,7 +99,8 @@ class ExtractReport:
     accuracy: Mapping[str, tuple[int, int]]  # emotion -> (correct, done) over the whole store
     window: float | None = None
     cut: int | None = None  # done clips longer than the window, over the whole store
-    #: Where the main thread's time went: waiting for the next batch's inputs, the model
+    #: Where the main thread's time went: waiting for the next batch (built on the batch
+    #: thread), waiting for the previous batches' statistics copies, the model
     #: (generate, statistics hooks included), waiting for the statistics' copy to the host,
     #: parsing and gathering the answers, handing finished chunks to the writer; and the
     #: batch thread's (overlapping) waiting for audio and running the processor.
@@ -269,14 +270,14 @@ def extract_into(
         copying: list[Future[None]] = []  # statistics copies of the current chunk
         for task, (position, indices) in enumerate(tasks):
             assert upcoming is not None
-            with clock("inputs"):
+            with clock("waiting for batch"):
                 prepared = upcoming.result()
             upcoming = prepare(task + 1) if task + 1 < len(tasks) else None
             sl = layout.chunk_slice(chunks[position])
             if results is None:
                 results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
                                         sl.stop - sl.start, layout.count_dtype)
-            with clock("assembly"):  # the host buffers this batch refills must be read out
+            with clock("waiting for copies"):  # the host buffers this batch refills
                 for earlier in copying[:-1]:
                     earlier.result()
             copy = _probe_batch(adapter, probe, stats, capture, items_of(position), prepared,
@@ -289,11 +290,11 @@ def extract_into(
             if indices.stop == sl.stop - sl.start:  # the chunk's last batch
                 if lease is not None:
                     lease.check()
-                with clock("assembly"):
+                with clock("waiting for copies"):
                     for earlier in copying:
                         earlier.result()
                 copying = []
-                with clock("handoff"):
+                with clock("to writer"):
                     writer.submit(sl.start, results.to_batch(), results.checkpoints(layout))
                 results = None
                 audio.pop(position, None)
@@ -424,7 +425,7 @@ def _probe_batch(
         if keep_checkpoints:
             capture.start(batch.length)
         answers = adapter.generate(batch, probe.max_new_tokens)
-    with clock("to_host"):
+    with clock("to host"):
         k, sums = stats.host_result()
         t = span_masks(batch).sum(dim=-1).round().to(torch.int64).cpu().numpy()
     # The statistics' copy into the chunk arrays (hundreds of MB at 7B) runs on the
