@@ -19,7 +19,7 @@ from the layer-0 checkpoint when it exists, since they would decode on anyway.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -201,27 +201,42 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
           conditions: Sequence[Condition], pending: dict[int, list[int]],
           options: np.ndarray, probe: Probe, batch_size: int, raw: np.ndarray,
           parsed: np.ndarray, used: np.ndarray, report: Callable[[], None]) -> None:
+    """Generate from audio for every pending (condition, item) pair, batched as replay
+    batches: rows of several conditions in one batch, each with its own intervention, in
+    item order so that an item's clip is decoded once and the audio cache stays small."""
     paths = store.metadata("path")
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)  # as extracted
-    audio_cache: dict[int, np.ndarray] = {}
-    for c, positions in sorted(pending.items()):
-        condition = conditions[c]
-        ordered = sorted(positions)
-        for first in range(0, len(ordered), batch_size):
-            part = ordered[first:first + batch_size]
-            for p in part:
-                if items[p] not in audio_cache:
-                    audio_cache[items[p]] = heard_part(
-                        load_audio(str(paths[items[p]]), adapter.sample_rate),
-                        adapter.sample_rate, window)
-            batch: ProbeBatch = adapter.build_batch(
-                [audio_cache[items[p]] for p in part],
-                [probe.prompt(tuple(options[items[p]])) for p in part])
-            rows = [condition.intervention_for(p) for p in part]
-            with torch.inference_mode(), intervention_hooks(adapter, rows):
-                answers = adapter.generate(batch, probe.max_new_tokens)
-            for p, answer in zip(part, answers, strict=True):
-                raw[c, p] = answer
-                parsed[c, p] = probe.parse(answer, tuple(options[items[p]]))
-                used[c, p] = "full"
-            report()
+    audio = _AudioCache(lambda item: heard_part(
+        load_audio(str(paths[item]), adapter.sample_rate), adapter.sample_rate, window),
+        size=2 * batch_size)
+    pairs = sorted((p, c) for c, positions in pending.items() for p in positions)
+    for first in range(0, len(pairs), batch_size):
+        part = pairs[first:first + batch_size]
+        batch: ProbeBatch = adapter.build_batch(
+            [audio.get(items[p]) for p, _ in part],
+            [probe.prompt(tuple(options[items[p]])) for p, _ in part])
+        rows = [conditions[c].intervention_for(p) for p, c in part]
+        with torch.inference_mode(), intervention_hooks(adapter, rows):
+            answers = adapter.generate(batch, probe.max_new_tokens)
+        for (p, c), answer in zip(part, answers, strict=True):
+            raw[c, p] = answer
+            parsed[c, p] = probe.parse(answer, tuple(options[items[p]]))
+            used[c, p] = "full"
+        report()
+
+
+class _AudioCache:
+    """The last ``size`` clips decoded (least recently used goes first)."""
+
+    def __init__(self, load: Callable[[int], np.ndarray], size: int) -> None:
+        self._load, self._size = load, max(1, size)
+        self._clips: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def get(self, item: int) -> np.ndarray:
+        if item in self._clips:
+            self._clips.move_to_end(item)
+            return self._clips[item]
+        clip = self._clips[item] = self._load(item)
+        while len(self._clips) > self._size:
+            self._clips.popitem(last=False)
+        return clip

@@ -77,3 +77,30 @@ def test_full_engine_baseline_is_the_extraction(store_and_sets) -> None:
     assert full.raw[0].tolist() == store.metadata("raw_answer")[items].tolist()
     with pytest.raises(RequestError, match="engine"):
         answer_items(adapter, store, items, grid, engine="warp")
+
+
+def test_full_engine_mixes_conditions_in_a_batch_and_answers_as_alone(store_and_sets,
+                                                                      monkeypatch) -> None:
+    """Rows of several conditions share a batch (each with its own intervention): the
+    answers equal each condition generated alone, and each clip is decoded once."""
+    from esn.pipeline.intervene import engine
+
+    store, sets = store_and_sets
+    adapter = load_adapter(LoadOptions(model_id=MODEL))
+    items = [i for i, s in enumerate(store.status()) if s == STATUS_DONE]
+    grid = build_conditions(sets, mode="steer", strengths=(8.0,), methods=("mad",),
+                            random_draws=1)
+    loads: list[str] = []
+    original = engine.load_audio
+
+    def counting(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        loads.append(str(path))
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "load_audio", counting)
+    mixed = answer_items(adapter, store, items, grid, engine="full", batch_size=4)
+    monkeypatch.undo()
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == len(items)
+    for c, condition in enumerate(grid):
+        alone = answer_items(adapter, store, items, [condition], engine="full", batch_size=1)
+        assert alone.raw[0].tolist() == mixed.raw[c].tolist(), condition.name
