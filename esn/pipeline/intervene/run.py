@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from esn.errors import RequestError
+from esn.errors import EsnWarning, RequestError
 from esn.pipeline.intervene.conditions import (
     BASELINE,
     MIX,
@@ -195,6 +196,12 @@ def intervene(request: InterveneRequest, *, adapter: ModelAdapter | None = None,
     conditions = build_conditions(sets, mode=request.mode, strengths=request.strengths,
                                   methods=request.methods, random_draws=request.random_draws,
                                   union=UNION in request.label_agnostic)
+    if not store.attributes.probe.decoding:
+        warnings.warn(
+            f"{store.url} was made before esn recorded its decoding: its stored answers came "
+            "from the checkpoint's generation_config (sampling off), this run decodes with "
+            "esn's own greedy configuration; the baseline agreement shows what differs",
+            EsnWarning, stacklevel=2)
     adapter = adapter or load_adapter(request.model or load_options(
         store.attributes.model, device=request.device, dtype=request.dtype))
     differences = []

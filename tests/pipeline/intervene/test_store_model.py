@@ -154,3 +154,27 @@ def test_the_full_engine_hears_what_extraction_heard(manifest: Path, tmp_path: P
     assert heard and max(heard) == 9600
     agreement = json.loads((folder / "summary.json").read_text())["baseline_agreement"]
     assert agreement["agree"] == agreement["n"] > 0
+
+
+def test_a_store_from_before_the_decoding_record_is_intervened_with_a_warning(
+        manifest: Path, tmp_path: Path) -> None:
+    import zarr
+
+    from esn.errors import EsnWarning
+
+    store = tmp_path / "old.zarr"
+    extract(ExtractRequest(model=LoadOptions(model_id=MODEL), corpus=f"manifest:{manifest}",
+                           out=str(store), batch_size=4, utterance_chunk=4))
+    group = zarr.open_group(str(store), mode="r+")
+    attrs = dict(group.attrs)
+    attrs["probe"] = {k: v for k, v in attrs["probe"].items() if k != "decoding"}
+    group.attrs.put(attrs)  # as an esn from before the record wrote it
+    assert ActivationStore.open(store).attributes.probe.decoding == {}
+    sets, _ = select_neurons(str(store), SelectOptions(
+        fraction=0.05, random_draws=1,
+        pool=PoolOptions(holdout=0.4, correct_only=False, balance=False)))
+    write_neuron_sets(tmp_path / "sets.json", sets)
+    with pytest.warns(EsnWarning, match="made before esn recorded its decoding"):
+        intervene(InterveneRequest(store=str(store), sets=str(tmp_path / "sets.json"),
+                                   out=str(tmp_path / "r"), methods=("mad",), random_draws=1,
+                                   n_boot=20))
