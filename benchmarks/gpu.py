@@ -319,6 +319,79 @@ def esn_intervene(store_path: Path, work: Path, adapter: Any) -> dict[str, Any]:
             "select_s": t_select, "neurons_per_emotion": sets.budget}
 
 
+class _NullWriter:
+    """Stands in for the chunk writer: finished chunks are dropped (diagnosis only)."""
+
+    seconds_writing = seconds_waiting = 0.0
+
+    def __init__(self, store: Any) -> None:
+        pass
+
+    def submit(self, *args: Any) -> None:
+        pass
+
+    def __enter__(self) -> _NullWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+class _InlinePool:
+    """A ``ThreadPoolExecutor`` stand-in that runs each task at once, on the caller's thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def __enter__(self) -> _InlinePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+
+def diagnose(adapter: Any, model_dir: Path, manifest: Path, work: Path,
+             batch_size: int) -> dict[str, Any]:
+    """Where the extraction's extra time comes from: the same run with the writer dropped,
+    with batches built and statistics copied inline (no batch or assembly thread), both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import esn.pipeline.extract.run as extract_run
+
+    def pool(max_workers: int | None = None, thread_name_prefix: str = "") -> Any:
+        if thread_name_prefix in ("esn-batches", "esn-assembly"):
+            return _InlinePool()
+        return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+
+    batches = prebuilt_batches(adapter, manifest, batch_size)
+    out: dict[str, Any] = {"generate": baselines(adapter, batches, 2)["generate"]}
+    variants: dict[str, dict[str, Any]] = {"esn": {}, "no writer": {"ChunkWriter": _NullWriter},
+                "inline threads": {"ThreadPoolExecutor": pool},
+                "no writer, inline threads": {"ChunkWriter": _NullWriter,
+                                              "ThreadPoolExecutor": pool}}
+    for name, patches in variants.items():
+        saved = {key: getattr(extract_run, key) for key in patches}
+        for key, value in patches.items():
+            setattr(extract_run, key, value)
+        try:
+            report = esn_extract(adapter, model_dir, manifest, work / "d.zarr", batch_size, 2)
+        finally:
+            for key, value in saved.items():
+                setattr(extract_run, key, value)
+        out[name] = {"extract": report.items_per_second,
+                     "vs_generate": report.items_per_second / out["generate"],
+                     "stages_s": dict(report.stages)}
+        print(json.dumps({name: out[name]}), flush=True)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from esn.pipeline.models import LoadOptions, load_adapter
 
@@ -351,6 +424,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     manifest = write_corpus(work / "corpus", args.clips)
     warm = write_corpus(work / "warm", 16)
     esn_extract(adapter, model_dir, warm, work / "warm.zarr", 8, 2)  # warm-up
+    if "diagnose" in args.steps:
+        result["diagnose"] = diagnose(adapter, model_dir, manifest, work, max(args.batch_sizes))
+        save()
     rows = []
     first_batch = None
     for batch_size in args.batch_sizes if "extract" in args.steps else ():
@@ -526,10 +602,11 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/esn-gpu")
     parser.add_argument("--json", default=None)
     parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--steps", nargs="+", choices=("extract", "intervene"),
+    parser.add_argument("--steps", nargs="+", choices=("extract", "intervene", "diagnose"),
                         default=["extract", "intervene"],
                         help="extract: the extraction table and exactness; intervene: "
-                             "replay vs full and esn intervene")
+                             "replay vs full and esn intervene; diagnose: extraction with "
+                             "the writer dropped and the batch/assembly threads inline")
     parser.add_argument("--results", nargs="+", default=None,
                         help="JSON files to turn into benchmarks/RESULTS.md")
     args = parser.parse_args()
