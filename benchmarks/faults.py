@@ -27,9 +27,10 @@
    ``TRACEBACK`` (a Python traceback on stderr), ``SILENT`` (exit 0: validate said valid,
    select or stats wrote results), ``CRASH`` (killed by a signal), ``HUNG`` (timed out),
    and ``not read`` (exit 0 by a command that never reads the damaged bytes: plain
-   ``validate`` checks presence and only ``--deep`` decodes; ``stats`` by firing rate reads
-   K and T, not act_sum). The message column is the error (for SILENT, validate's verdict
-   or the command's last line), truncated.
+   ``validate`` checks presence and only ``--deep`` decodes; ``select`` (every built-in
+   selector ranks by firing rates) and ``stats`` by firing rate read K and T, not act_sum).
+   The message column is the error (for SILENT, validate's verdict or the command's last
+   line), truncated.
    Outcomes are reported, not asserted.
 
 The exit status is 1 when a kill run lost an item, left a store unequal or could not be
@@ -391,7 +392,8 @@ Fault = Callable[[Path, np.random.Generator], str]
 
 # case -> (fault, what it hits: a file of the store, or an array whose middle chunk it hits,
 #          the commands that do not read the damaged bytes, so that exit 0 is right for them:
-#          plain validate checks presence only, and stats' default measure reads K and T)
+#          plain validate checks presence only; select and stats' default measure read
+#          K and T only)
 CASES: dict[str, tuple[Fault, str, frozenset[str]]] = {
     "K chunk deleted": (_delete, "K", frozenset()),
     "emotion chunk deleted": (_delete, "emotion", frozenset()),
@@ -399,7 +401,8 @@ CASES: dict[str, tuple[Fault, str, frozenset[str]]] = {
     "K chunk random bytes": (_scramble, "K", frozenset({"validate"})),
     "root zarr.json random bytes": (_scramble, "zarr.json", frozenset()),
     "K shape edited": (_halve_last_axis, "K/zarr.json", frozenset()),
-    "act_sum chunk truncated": (_truncate, "act_sum", frozenset({"validate", "stats"})),
+    "act_sum chunk truncated": (_truncate, "act_sum",
+                                frozenset({"validate", "select", "stats"})),
 }
 NOT_READ = "not read"  # exit 0 by a command that never reads the damaged bytes
 

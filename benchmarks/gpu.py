@@ -509,8 +509,7 @@ def write_results(paths: list[str], out: Path) -> None:
     for path in paths:
         r = json.loads(Path(path).read_text())
         v = r["versions"]
-        what = ("" if r.get("extraction") else
-                f" (replay and esn intervene only, `{Path(path).name}`)")
+        what = ("" if r.get("extraction") else f" (`{Path(path).name}`)")
         lines += [
             f"## {r['family']}: {r['parameters'] / 1e9:.2f} B parameters, {r['layers']} layers "
             f"x {r['neurons_per_layer']} neurons{what}",
@@ -523,6 +522,8 @@ def write_results(paths: list[str], out: Path) -> None:
             lines += _extraction_lines(r)
         if r.get("replay"):
             lines += _intervene_lines(r)
+        if r.get("diagnose"):
+            lines += _diagnose_lines(r["diagnose"])
     notes = Path(__file__).parent / "gpu-runs" / "NOTES.md"
     if notes.exists():  # what the figures say, written by whoever ran them
         lines += ["", notes.read_text()]
@@ -567,6 +568,18 @@ def _extraction_lines(r: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _diagnose_lines(d: dict[str, Any]) -> list[str]:
+    lines = [f"Where extraction's extra time comes from (batch 32, 2 new tokens; plain "
+             f"`generate` {d['generate']:.1f} clips/s):", "",
+             "| variant | esn extract clips/s | vs generate | model stage s |",
+             "|---|---|---|---|"]
+    for name, row in d.items():
+        if name != "generate":
+            lines.append(f"| {name} | {row['extract']:.1f} | {row['vs_generate']:.2f}x "
+                         f"| {row['stages_s'].get('model', float('nan')):.2f} |")
+    return [*lines, ""]
 
 
 def _intervene_lines(r: dict[str, Any]) -> list[str]:
