@@ -185,3 +185,25 @@ def test_selectors_equal_the_reference_on_random_aggregates(seed: int, fraction:
         got = SELECTORS[method].function(agg, SelectionContext(budget=budget))
         expected = reference_sets(method, p, budget)
         assert {e: [int(i) for i in r.indices] for e, r in got.items()} == expected, method
+
+
+def test_rank_equals_a_full_sort_with_ties_nans_and_eligibility() -> None:
+    """The partitioned ranking against sorting every neuron: descending key, ties by the
+    lower flat index, NaN last, only eligible neurons; budgets from 0 to all."""
+    from esn.pipeline.select.selectors import rank
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        shape = (int(rng.integers(1, 5)), int(rng.integers(1, 40)))
+        key = rng.integers(-3, 4, size=shape).astype(np.float64)  # many ties
+        if trial % 3 == 0:
+            key[rng.uniform(size=shape) < 0.3] = np.nan
+        if trial % 4 == 1:
+            key[rng.uniform(size=shape) < 0.1] = -np.inf
+        eligible = rng.uniform(size=shape) < 0.7 if trial % 2 else None
+        flat = key.ravel()
+        order = np.lexsort((np.arange(flat.size), -flat))
+        if eligible is not None:
+            order = order[eligible.ravel()[order]]
+        for budget in (0, 1, 3, flat.size // 2, flat.size, flat.size + 5):
+            np.testing.assert_array_equal(rank(key, budget, eligible), order[:budget])
