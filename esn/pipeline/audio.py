@@ -28,6 +28,7 @@ __all__ = [
     "check_waveform",
     "heard_part",
     "listening_window",
+    "load_heard",
     "load_audio",
 ]
 
@@ -97,6 +98,12 @@ def heard_part(waveform: np.ndarray, sample_rate: int, window: float | None) -> 
     if window is None:
         return waveform
     return waveform[:int(window * sample_rate)]
+
+
+def load_heard(path: str | os.PathLike[str], sample_rate: int,
+               window: float | None) -> np.ndarray:
+    """``load_audio`` cut to what the model hears (``heard_part``)."""
+    return heard_part(load_audio(path, sample_rate), sample_rate, window)
 
 
 def check_waveform(waveform: np.ndarray, path: str, *, min_peak: float = MIN_PEAK) -> None:

@@ -16,7 +16,7 @@ from esn.stores.validation import ValidationReport
 if TYPE_CHECKING:
     from esn.stores.activations import ActivationStore
 
-__all__ = ["format_bytes", "format_info", "format_validation", "store_info"]
+__all__ = ["cut_clips", "format_bytes", "format_info", "format_validation", "store_info"]
 
 
 def format_bytes(n: int | None) -> str:
@@ -121,15 +121,22 @@ def store_info(store: ActivationStore) -> dict[str, Any]:
     }
 
 
+def cut_clips(store: ActivationStore) -> int | None:
+    """How many finished clips were longer than what the model heard; ``None`` for a store
+    from before esn recorded it."""
+    if not store.records("truncated"):
+        return None
+    done = store.status() == STATUS_DONE
+    return int((store.metadata("truncated").astype(bool) & done).sum())
+
+
 def _audio_of(store: ActivationStore) -> dict[str, Any]:
     """What the model heard: the cut asked for, and how many finished clips were cut
     (``None`` for a store from before esn recorded it) and to how many seconds at most."""
     out: dict[str, Any] = {"max_seconds": store.attributes.probe.max_seconds,
-                           "truncated": None, "longest_heard": None}
-    if store.records("truncated"):
-        done = store.status() == STATUS_DONE
-        heard = store.metadata("heard")[done]
-        out["truncated"] = int(store.metadata("truncated").astype(bool)[done].sum())
+                           "truncated": cut_clips(store), "longest_heard": None}
+    if out["truncated"] is not None:
+        heard = store.metadata("heard")[store.status() == STATUS_DONE]
         out["longest_heard"] = float(np.max(heard)) if heard.size else None
     return out
 

@@ -46,6 +46,7 @@ from esn.schemas import (
 )
 from esn.stores.activations import STORE_OUTPUT, ActivationStore, Progress
 from esn.stores.checkpoints import CheckpointChunk
+from esn.stores.describe import cut_clips
 from esn.stores.lease import WriterLease
 from esn.stores.outputs import claim_output
 
@@ -99,13 +100,13 @@ class ExtractReport:
     accuracy: Mapping[str, tuple[int, int]]  # emotion -> (correct, done) over the whole store
     window: float | None = None
     cut: int | None = None  # done clips longer than the window, over the whole store
+    # (None: a store from before esn recorded what the model heard)
     #: Where the main thread's time went: waiting for the next batch (built on the batch
     #: thread), waiting for the previous batches' statistics copies, the model
     #: (generate, statistics hooks included), waiting for the statistics' copy to the host,
     #: parsing and gathering the answers, handing finished chunks to the writer; and the
     #: batch thread's (overlapping) waiting for audio and running the processor.
     stages: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    # (None: a store from before esn recorded what the model heard)
 
     @property
     def items_per_second(self) -> float:
@@ -233,13 +234,13 @@ def extract_into(
             "probing them again")
     chunks = sorted(set(store.pending_chunks()) | set(damaged))
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)
-    todo = sum(layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks)
     stats = GateStatistics(adapter.gate_modules(), count_dtype=layout.count_dtype)
     capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
     # Every probe batch of the pending chunks, in order: (position in chunks, item range).
     tasks = [(position, range(first, min(first + batch_size, _size(layout, chunk))))
              for position, chunk in enumerate(chunks)
              for first in range(0, _size(layout, chunk), batch_size)]
+    todo = sum(len(indices) for _, indices in tasks)
     clock = _Stages()
     feature_stream = torch.cuda.Stream(adapter.device) if adapter.device.type == "cuda" else None
     start_time = time.perf_counter()
@@ -539,12 +540,3 @@ def accuracy_by_emotion(store: ActivationStore) -> dict[str, tuple[int, int]]:
         mine = (emotion == label) & (status == STATUS_DONE)
         out[label] = (int((correct & mine).sum()), int(mine.sum()))
     return out
-
-
-def cut_clips(store: ActivationStore) -> int | None:
-    """How many finished clips were longer than what the model heard; ``None`` for a store
-    from before esn recorded it."""
-    if not store.records("truncated"):
-        return None
-    done = store.status() == STATUS_DONE
-    return int((store.metadata("truncated").astype(bool) & done).sum())

@@ -82,7 +82,7 @@ class GateStatistics:
         self._sums = None
         self._seen = [False] * len(self._modules)
         if self._copy is not None:
-            self._copy.wait()  # the previous batch's buffers are about to be refilled
+            self._copy.wait()  # the copy in flight ends before a buffer set is reused
 
     def _hook(self, index: int):  # noqa: ANN202 - a torch hook signature
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:

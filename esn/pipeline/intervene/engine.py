@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from esn.errors import RequestError
-from esn.pipeline.audio import heard_part, listening_window, load_audio
+from esn.pipeline.audio import listening_window, load_heard
 from esn.pipeline.intervene.conditions import Condition
 from esn.pipeline.intervene.hooks import intervention_hooks
 from esn.pipeline.intervene.replay import (
@@ -123,14 +123,15 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
         saved: CheckpointChunk = store.read_checkpoints(chunk).to(adapter.device)
         going_on: list[tuple[int, int]] = []  # (condition, item position) to decode on
         by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        straight_here = {p for p in positions
+                         if straight and _undecided(str(stored[items[p]])[:1])}
+        starts_straight = [p for p in positions if p in straight_here]
+        replays_first = [p for p in positions if p not in straight_here]
         for c in replayable:
             layer = _replay_layer(conditions[c], layout.checkpoint_layers)
             assert layer is not None
-            for p in positions:
-                if straight and _starts_undecided(str(stored[items[p]])):
-                    going_on.append((c, p))
-                else:
-                    by_layer[layer].append((c, p))
+            going_on.extend((c, p) for p in starts_straight)
+            by_layer[layer].extend((c, p) for p in replays_first)
         for layer, pairs in by_layer.items():
             for first in range(0, len(pairs), batch_size):
                 part = pairs[first:first + batch_size]
@@ -157,11 +158,6 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             _decode_on(adapter, saved, layout.checkpoint_layers, chunk * layout.utterance_chunk,
                        items, conditions, part, options, probe, raw, parsed, used, pending)
             report()
-
-
-def _starts_undecided(answer: str) -> bool:
-    """An answer whose first token cannot decide it: empty, or opening with an ASCII digit."""
-    return answer == "" or is_ascii_digits(answer[:1])
 
 
 def _undecided(text: str) -> bool:
@@ -206,9 +202,8 @@ def _full(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
     item order so that an item's clip is decoded once and the audio cache stays small."""
     paths = store.metadata("path")
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)  # as extracted
-    audio = _AudioCache(lambda item: heard_part(
-        load_audio(str(paths[item]), adapter.sample_rate), adapter.sample_rate, window),
-        size=2 * batch_size)
+    audio = _AudioCache(lambda item: load_heard(str(paths[item]), adapter.sample_rate, window),
+                        size=2 * batch_size)
     pairs = sorted((p, c) for c, positions in pending.items() for p in positions)
     for first in range(0, len(pairs), batch_size):
         part = pairs[first:first + batch_size]

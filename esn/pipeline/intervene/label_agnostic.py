@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from esn.errors import RequestError
-from esn.pipeline.audio import heard_part, listening_window, load_audio
+from esn.pipeline.audio import listening_window, load_heard
 from esn.pipeline.intervene.conditions import MIX, TWO_PASS, Condition
 from esn.pipeline.intervene.hooks import Intervention
 from esn.pipeline.models.base import ModelAdapter
@@ -61,8 +61,7 @@ def option_probabilities(adapter: ModelAdapter, store: ActivationStore, items: S
     for first in range(0, len(items), batch_size):
         part = list(items[first:first + batch_size])
         batch = adapter.build_batch(
-            [heard_part(load_audio(str(paths[i]), adapter.sample_rate), adapter.sample_rate,
-                        window) for i in part],
+            [load_heard(str(paths[i]), adapter.sample_rate, window) for i in part],
             [probe.prompt(tuple(options[i])) for i in part])
         logits = adapter.model(**batch.inputs).logits[:, -1, digits].float()
         weights = torch.softmax(logits / temperature, dim=-1).cpu().numpy()

@@ -83,7 +83,7 @@ def test_full_engine_mixes_conditions_in_a_batch_and_answers_as_alone(store_and_
                                                                       monkeypatch) -> None:
     """Rows of several conditions share a batch (each with its own intervention): the
     answers equal each condition generated alone, and each clip is decoded once."""
-    from esn.pipeline.intervene import engine
+    from esn.pipeline import audio
 
     store, sets = store_and_sets
     adapter = load_adapter(LoadOptions(model_id=MODEL))
@@ -91,13 +91,13 @@ def test_full_engine_mixes_conditions_in_a_batch_and_answers_as_alone(store_and_
     grid = build_conditions(sets, mode="steer", strengths=(8.0,), methods=("mad",),
                             random_draws=1)
     loads: list[str] = []
-    original = engine.load_audio
+    original = audio.load_audio
 
     def counting(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         loads.append(str(path))
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "load_audio", counting)
+    monkeypatch.setattr(audio, "load_audio", counting)
     mixed = answer_items(adapter, store, items, grid, engine="full", batch_size=4)
     monkeypatch.undo()
     assert sorted(loads) == sorted(set(loads)) and len(loads) == len(items)
