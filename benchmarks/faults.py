@@ -98,7 +98,8 @@ def esn_command(*args: str) -> list[str]:
 def extract_command(manifest: Path, store: Path) -> list[str]:
     return esn_command("extract", "--model", MODEL, "--corpus", f"manifest:{manifest}",
                        "--out", str(store), "--batch-size", "2",
-                       "--utterance-chunk", str(UTTERANCE_CHUNK), "--checkpoint-layers", "1")
+                       "--utterance-chunk", str(UTTERANCE_CHUNK), "--checkpoint-layers", "1",
+                       "--sums", "float32")
 
 
 def _env() -> dict[str, str]:

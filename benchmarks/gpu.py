@@ -51,6 +51,8 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
+from esn.schemas import DEFAULT_SUMS  # noqa: E402
+
 RATE = 16000
 LABELS = ("anger", "happy", "neutral", "sad")
 OMNI_TEXT = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
@@ -186,7 +188,8 @@ def baselines(adapter: Any, batches: list[Any], tokens: int) -> dict[str, float]
 
 
 def esn_extract(adapter: Any, model_dir: Path, manifest: Path, out: Path, batch_size: int,
-                tokens: int, checkpoint_layers: tuple[int, ...] = ()) -> Any:
+                tokens: int, checkpoint_layers: tuple[int, ...] = (),
+                sums: str | None = None) -> Any:
     from esn.pipeline.extract import ExtractRequest, extract
     from esn.pipeline.models import LoadOptions
 
@@ -196,7 +199,7 @@ def esn_extract(adapter: Any, model_dir: Path, manifest: Path, out: Path, batch_
         model=LoadOptions(model_id=str(model_dir), device=adapter.device.type,
                           dtype="bfloat16" if adapter.device.type == "cuda" else "float32"),
         corpus=f"manifest:{manifest}", out=str(out), batch_size=batch_size,
-        max_new_tokens=tokens, checkpoint_layers=checkpoint_layers), adapter=adapter)
+        max_new_tokens=tokens, checkpoint_layers=checkpoint_layers, sums=sums), adapter=adapter)
 
 
 def exactness(adapter: Any, store_path: Path, batch: Any) -> dict[str, Any]:
@@ -221,7 +224,7 @@ def exactness(adapter: Any, store_path: Path, batch: Any) -> dict[str, Any]:
     differ = total = 0
     worst = 0.0
     stored_k = store.read("K", slice(0, n)).astype(np.int64)
-    stored_sum = store.read("act_sum", slice(0, n))
+    stored_sum = store.read("act_sum", slice(0, n)) if store.records("act_sum") else None
     stored_t = store.read("T", slice(0, n))
     t_ok = bool(np.array_equal(stored_t[:, 0], audio.sum(-1).cpu().numpy())
                 and np.array_equal(stored_t[:, 1], text.sum(-1).cpu().numpy()))
@@ -233,10 +236,51 @@ def exactness(adapter: Any, store_path: Path, batch: Any) -> dict[str, Any]:
             d = stored_k[:, s, layer] != k
             differ += int(d.sum())
             total += d.size
-            scale = float(np.abs(sums).max()) or 1.0
-            worst = max(worst, float(np.abs(stored_sum[:, s, layer] - sums).max()) / scale)
+            if stored_sum is not None:
+                scale = float(np.abs(sums).max()) or 1.0
+                worst = max(worst, float(np.abs(stored_sum[:, s, layer] - sums).max()) / scale)
     return {"K_entries": total, "K_differing": differ, "T_equal": t_ok,
-            "act_sum_max_rel_diff": worst}
+            "act_sum_max_rel_diff": worst if stored_sum is not None else None}
+
+
+def store_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def sums_choices(adapter: Any, model_dir: Path, manifest: Path, work: Path, batch_size: int,
+                 tokens: int, base: dict[str, float], clips: int,
+                 first_batch: Any) -> dict[str, Any]:
+    """The same extraction keeping no, bfloat16 and float32 sums: rate, bytes per
+    utterance, and the bfloat16 store against the float32 one (bit-equal to torch's cast)."""
+    from esn.stores import ActivationStore
+
+    out: dict[str, Any] = {}
+    for sums in ("none", "bfloat16", "float32"):
+        path = work / f"sums-{sums}.zarr"
+        report = esn_extract(adapter, model_dir, manifest, path, batch_size, tokens, sums=sums)
+        out[sums] = {"extract": report.items_per_second,
+                     "vs_generate": report.items_per_second / base["generate"],
+                     "bytes_per_utterance": store_bytes(path) / clips,
+                     "writer_busy_s": report.seconds_writing}
+        print(json.dumps({f"sums {sums}": out[sums]}), flush=True)
+    out["exact_float32"] = exactness(adapter, work / "sums-float32.zarr", first_batch)
+    f32 = ActivationStore.open(work / "sums-float32.zarr")
+    bf16 = ActivationStore.open(work / "sums-bfloat16.zarr")
+    rounded = equal = 0
+    worst = 0.0
+    for chunk in range(f32.layout.n_chunks):
+        sl = f32.layout.chunk_slice(chunk)
+        a, b = f32.read("act_sum", sl), bf16.read("act_sum", sl)
+        want = torch.from_numpy(a).to(torch.bfloat16).float().numpy()
+        equal += int((want == b).sum())
+        rounded += int(want.size)
+        big = np.abs(a) > 1e-3
+        worst = max(worst, float((np.abs(b - a)[big] / np.abs(a[big])).max(initial=0.0)))
+    out["bfloat16_vs_float32"] = {"entries": rounded, "equal_to_torch_cast": equal,
+                                  "max_rel_diff": worst}
+    for path in work.glob("sums-*.zarr"):
+        shutil.rmtree(path)
+    return out
 
 
 def replay_vs_full(adapter: Any, store_path: Path, batches: list[Any],
@@ -461,10 +505,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(json.dumps(result["features_on_cpu"]), flush=True)
                 first_batch = batches[0]
                 result["exact"] = exactness(adapter, work / "s.zarr", first_batch)
-                store_bytes = sum(f.stat().st_size for f in (work / "s.zarr").rglob("*")
-                                  if f.is_file())
-                result["store_bytes_per_utterance"] = store_bytes / args.clips
+                result["sums_default"] = DEFAULT_SUMS
+                result["store_bytes_per_utterance"] = store_bytes(work / "s.zarr") / args.clips
                 print(json.dumps(result["exact"]), flush=True)
+                result["sums"] = sums_choices(adapter, model_dir, manifest, work, batch_size,
+                                              tokens, base, args.clips, first_batch)
+                save()
     result["extraction"] = rows
     if "intervene" not in args.steps:
         return result
@@ -558,15 +604,34 @@ def _extraction_lines(r: dict[str, Any]) -> list[str]:
                      f"{min(x['new_tokens'] for x in r['extraction'])} tokens): "
                      f"{cpu['extract']:.1f} clips/s ({cpu['vs_generate']:.2f}x generate)")
     e = r["exact"]
+    sums = r.get("sums")
+    if sums:
+        e = sums["exact_float32"]
     lines += [
         "",
         f"Exactness (first batch against a plain forward reduced by hand): "
-        f"{e['K_differing']} of {e['K_entries']} K entries differ, T equal: {e['T_equal']}, "
-        f"act_sum max relative difference {e['act_sum_max_rel_diff']:.1e}. Store on disk: "
+        f"{e['K_differing']} of {e['K_entries']} K entries differ, T equal: {e['T_equal']}"
+        + (f", float32 act_sum max relative difference {e['act_sum_max_rel_diff']:.1e}"
+           if e.get("act_sum_max_rel_diff") is not None else "")
+        + f". Store on disk with the default sums ({r.get('sums_default', 'float32')}): "
         f"{r['store_bytes_per_utterance'] / 1e6:.2f} MB per utterance. Extraction with "
         f"checkpoints: {r['extract_with_checkpoints']:.1f} clips/s.",
         "",
     ]
+    if sums:
+        lines += ["`--sums` (same run, batch and tokens as the exactness row):", "",
+                  "| --sums | clips/s | vs generate | MB per utterance on disk | writer busy s |",
+                  "|---|---|---|---|---|"]
+        for name in ("none", "bfloat16", "float32"):
+            row = sums[name]
+            lines.append(f"| {name} | {row['extract']:.1f} | {row['vs_generate']:.2f}x "
+                         f"| {row['bytes_per_utterance'] / 1e6:.2f} | "
+                         f"{row['writer_busy_s']:.2f} |")
+        c = sums["bfloat16_vs_float32"]
+        lines += ["", f"bfloat16 sums against the float32 store of the same run: "
+                  f"{c['equal_to_torch_cast']} of {c['entries']} equal torch's cast of the "
+                  f"float32 sum; largest relative change {c['max_rel_diff']:.1e} "
+                  "(sums above 1e-3).", ""]
     return lines
 
 

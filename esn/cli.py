@@ -197,6 +197,10 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="S", help="Let the model hear only the first S seconds of each clip "
               "(default: the model's own audio window, e.g. 30 s for Whisper-style encoders).")
+@click.option("--sums", type=click.Choice(["none", "bfloat16", "float32"]), default=None,
+              help="How to keep the activation sums act_sum: none (the default for a new "
+              "store: no built-in selector reads them), bfloat16 or float32. Needed only for "
+              "`esn stats --measure activation`. A resumed store keeps its own.")
 @click.option("--utterance-chunk", type=click.IntRange(min=1), default=64, show_default=True,
               help="Utterances per store chunk.")
 @click.option("--overwrite", is_flag=True,
@@ -211,7 +215,7 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
             merges: tuple[str, ...], limit: int | None, batch_size: int,
             checkpoint_layers: str | None, seed: int, option_order: str,
             template: str | None, max_new_tokens: int, max_seconds: float | None,
-            utterance_chunk: int, overwrite: bool, break_lock: bool) -> None:
+            sums: str | None, utterance_chunk: int, overwrite: bool, break_lock: bool) -> None:
     """Probe a model on a corpus and write the neuron statistics into an activation store.
 
     Rerunning the same command resumes where it stopped; a store made for another model,
@@ -237,7 +241,7 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
         splits=_split_list(splits), merges=_split_list(merges) or (), limit=limit,
         batch_size=batch_size, checkpoint_layers=_int_list(checkpoint_layers),
         template=template or DEFAULT_TEMPLATE, seed=seed, option_order=option_order,
-        max_new_tokens=max_new_tokens, max_seconds=max_seconds,
+        max_new_tokens=max_new_tokens, max_seconds=max_seconds, sums=sums,
         utterance_chunk=utterance_chunk, overwrite=overwrite, break_lock=break_lock,
     )
     report = run_extract(request, progress=stderr_progress("probed"),
@@ -254,6 +258,7 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
         f"waited on {report.seconds_waiting_for_writer:.1f} s)",
         f"store     {p.done} done, {p.failed} failed, {p.pending} left",
         f"audio     {_heard_line(report.window, report.cut, p.done)}",
+        f"sums      {_SUMS_LINES[report.sums]}",
         *([f"time      {_stages_line(report.stages)}"] if report.stages else []),
         "",
         f"{'emotion':<12} {'correct':>7} {'done':>6} {'accuracy':>9}",
@@ -266,6 +271,14 @@ def format_extract_report(report) -> str:  # noqa: ANN001 - ExtractReport, impor
     overall = f"{100 * total_correct / total_done:8.1f}%" if total_done else "        -"
     lines.append(f"{'all':<12} {total_correct:>7} {total_done:>6} {overall}")
     return "\n".join(lines)
+
+
+_SUMS_LINES = {
+    "none": "not kept (--sums none): selection needs none; `esn stats --measure activation` "
+            "would need --sums bfloat16",
+    "bfloat16": "act_sum kept in bfloat16 (rounded on the device)",
+    "float32": "act_sum kept in float32",
+}
 
 
 def _stages_line(stages: Mapping[str, float]) -> str:

@@ -67,7 +67,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def extract_args(corpus: Path, out: Path, *more: str) -> list[str]:
     return ["extract", "--model", MODEL, "--corpus", f"manifest:{corpus}", "--out", str(out),
-            "--batch-size", "4", "--utterance-chunk", "4", "--checkpoint-layers", "1", *more]
+            "--batch-size", "4", "--utterance-chunk", "4", "--checkpoint-layers", "1",
+            "--sums", "float32", *more]
 
 
 @pytest.fixture(scope="module")

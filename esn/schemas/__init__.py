@@ -2,6 +2,7 @@
 
 from esn.schemas.batch import StatsBatch
 from esn.schemas.store import (
+    DEFAULT_SUMS,
     METADATA_VARIABLES,
     SCHEMA_VERSION,
     SPANS,
@@ -9,6 +10,7 @@ from esn.schemas.store import (
     STATUS_DONE,
     STATUS_FAILED,
     STATUS_PENDING,
+    SUMS_DTYPES,
     ModelInfo,
     ProbeInfo,
     StoreAttributes,
@@ -19,6 +21,7 @@ from esn.schemas.store import (
 from esn.schemas.utterance import Utterance
 
 __all__ = [
+    "DEFAULT_SUMS",
     "METADATA_VARIABLES",
     "SCHEMA_VERSION",
     "SPANS",
@@ -26,6 +29,7 @@ __all__ = [
     "STATUS_DONE",
     "STATUS_FAILED",
     "STATUS_PENDING",
+    "SUMS_DTYPES",
     "ModelInfo",
     "ProbeInfo",
     "StatsBatch",

@@ -33,7 +33,10 @@ class StatsBatch:
     Attributes:
         K: ``(n, span, layer, neuron)`` integer firing counts.
         T: ``(n, span)`` valid-position counts.
-        act_sum: ``(n, span, layer, neuron)`` float32 activation sums.
+        act_sum: ``(n, span, layer, neuron)`` float32 activation sums; for a store that
+            keeps bfloat16 sums they may also come as their bfloat16 bits (uint16, as
+            ``GateStatistics.host_result`` hands them); ``None`` for a store that keeps
+            none (``layout.sums_dtype``).
         status: ``(n,)`` ``STATUS_DONE`` or ``STATUS_FAILED``.
         options: ``(n, option)`` emotion shown as each option number.
         heard: ``(n,)`` seconds the model heard of each clip; ``truncated`` where that is
@@ -42,7 +45,7 @@ class StatsBatch:
 
     K: np.ndarray
     T: np.ndarray
-    act_sum: np.ndarray
+    act_sum: np.ndarray | None
     status: np.ndarray
     options: np.ndarray
     duration: np.ndarray
@@ -63,7 +66,7 @@ class StatsBatch:
         *,
         K: np.ndarray,
         T: np.ndarray,
-        act_sum: np.ndarray,
+        act_sum: np.ndarray | None,
         options: np.ndarray | Sequence[Sequence[str]],
         status: np.ndarray | Sequence[int] | None = None,
         duration: np.ndarray | Sequence[float] | None = None,
@@ -80,7 +83,7 @@ class StatsBatch:
         return cls(
             K=np.asarray(K),
             T=np.asarray(T),
-            act_sum=np.asarray(act_sum),
+            act_sum=None if act_sum is None else np.asarray(act_sum),
             status=np.full(n, STATUS_DONE, np.int8) if status is None else np.asarray(status),
             options=np.asarray(options, dtype=object),
             duration=np.full(n, np.nan, np.float32) if duration is None else np.asarray(duration),
@@ -98,11 +101,20 @@ class StatsBatch:
         n = len(self)
         stat_shape = (n, len(layout.spans), layout.n_layers, layout.n_neurons)
         expected = {
-            "K": stat_shape, "act_sum": stat_shape, "T": (n, len(layout.spans)),
+            "K": stat_shape, "T": (n, len(layout.spans)),
             "options": (n, layout.n_options), "duration": (n,), "heard": (n,),
             "truncated": (n,), "n_tokens": (n,), "correct": (n,), "raw_answer": (n,),
             "parsed_answer": (n,), "failure_reason": (n,),
         }
+        if layout.sums_dtype == "none":
+            if self.act_sum is not None:
+                raise SchemaError("batch.act_sum given, but the store keeps no activation "
+                                  "sums (layout.sums_dtype none)")
+        elif self.act_sum is None:
+            raise SchemaError(f"batch.act_sum missing: the store keeps activation sums "
+                              f"({layout.sums_dtype})")
+        else:
+            expected["act_sum"] = stat_shape
         for name, shape in expected.items():
             got = getattr(self, name).shape
             if got != shape:
@@ -123,7 +135,7 @@ class StatsBatch:
         if np.any(self.K > self.T[:, :, None, None]):
             raise SchemaError("batch.K exceeds T: a neuron cannot fire at more positions "
                               "than there are")
-        if not np.all(np.isfinite(self.act_sum)):
+        if self.act_sum is not None and not _all_finite(self.act_sum, layout):
             raise SchemaError("batch.act_sum holds NaN or inf")
         if np.any(self.heard > self.duration):  # NaN (not processed) compares False
             raise SchemaError("batch.heard exceeds duration: the model cannot hear more "
@@ -136,3 +148,12 @@ class StatsBatch:
         failed = self.status == STATUS_FAILED
         if any(not reason for reason in self.failure_reason[failed]):
             raise SchemaError("every failed utterance needs a failure_reason")
+
+
+def _all_finite(sums: np.ndarray, layout: StoreLayout) -> bool:
+    if sums.dtype == np.uint16:  # bfloat16 bits: NaN and inf have every exponent bit set
+        if layout.sums_dtype != "bfloat16":
+            raise SchemaError(f"batch.act_sum holds bfloat16 bits, but the store keeps "
+                              f"{layout.sums_dtype} sums")
+        return not bool(np.any((sums & np.uint16(0x7F80)) == np.uint16(0x7F80)))
+    return bool(np.all(np.isfinite(sums)))

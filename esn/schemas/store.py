@@ -16,8 +16,16 @@ Statistics (over the valid prompt positions of one utterance; prefill only)
     K          utterance, span, layer, neuron      uint16  positions where the activation > 0
                                                            (uint32 where the layout asks)
     T          utterance, span                     uint32  valid positions (not padding/special)
-    act_sum    utterance, span, layer, neuron      float32 sum of the activation over them
+    act_sum    utterance, span, layer, neuron      (sums)  sum of the activation over them
     ========== =================================== ======= =====================================
+
+``act_sum`` is kept as ``layout.sums_dtype`` says (``esn extract --sums``): ``float32``;
+``bfloat16``, the float32 sum rounded to nearest even on the device and stored as its raw
+uint16 bits (readers get float32 back, exactly the rounded value); or ``none``, no
+``act_sum`` array at all (no built-in selector reads the sums; the ``activation`` measure of
+``esn stats`` needs them). ``sums_dtype`` came after the first stores of schema 1: a layout
+without it is ``float32``, and a float32 layout leaves it out, so such a store keeps its
+attributes (and fingerprint) unchanged.
 
 Per-utterance metadata (dims ``utterance``, or ``utterance, option``)
     ============== ======= ============================================================
@@ -73,6 +81,7 @@ from typing import Any
 from esn.errors import SchemaError
 
 __all__ = [
+    "DEFAULT_SUMS",
     "FORMAT_NAME",
     "GREEDY_DECODING",
     "METADATA_VARIABLES",
@@ -82,6 +91,7 @@ __all__ = [
     "STATUS_DONE",
     "STATUS_FAILED",
     "STATUS_PENDING",
+    "SUMS_DTYPES",
     "ModelInfo",
     "ProbeInfo",
     "StoreAttributes",
@@ -97,6 +107,11 @@ STATUS_PENDING, STATUS_DONE, STATUS_FAILED = 0, 1, 2
 STATUS_NAMES = {STATUS_PENDING: "pending", STATUS_DONE: "done", STATUS_FAILED: "failed"}
 COUNT_DTYPES = ("uint16", "uint32")
 HIDDEN_DTYPES = ("float32", "bfloat16", "float16")
+#: how ``act_sum`` is kept (``StoreLayout.sums_dtype``); float32 in stores from before the choice
+SUMS_DTYPES = ("none", "bfloat16", "float32")
+#: what ``esn extract`` keeps unless told (README, "How much a store keeps"): no built-in
+#: selector reads the sums, and without them a 7B store is a quarter of its float32 size
+DEFAULT_SUMS = "none"
 #: esn's decoding, as a store records it (``probe.decoding``): greedy search with every
 #: sampling, penalty, n-gram, forcing and suppressing knob off, whatever the checkpoint's
 #: generation_config says; eos/pad from the model, new tokens up to ``probe.max_new_tokens``.
@@ -122,7 +137,8 @@ GREEDY_DECODING: Mapping[str, Any] = MappingProxyType({
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class VariableSpec:
-    """One array of the store: name, dimension names, dtype (``"count"`` = layout's count dtype)."""
+    """One array of the store: name, dimension names, dtype (``"count"`` = the layout's count
+    dtype, ``"sums"`` = what ``layout.sums_dtype`` stores)."""
 
     name: str
     dims: tuple[str, ...]
@@ -138,7 +154,7 @@ STATISTICS_VARIABLES: tuple[VariableSpec, ...] = (
                  description="valid prompt positions where the gate activation is > 0"),
     VariableSpec(name="T", dims=("utterance", "span"), dtype="uint32",
                  description="valid prompt positions (not padding, not special tokens)"),
-    VariableSpec(name="act_sum", dims=("utterance", "span", "layer", "neuron"), dtype="float32",
+    VariableSpec(name="act_sum", dims=("utterance", "span", "layer", "neuron"), dtype="sums",
                  description="sum of the gate activation over the valid prompt positions"),
 )
 
@@ -213,6 +229,7 @@ class StoreLayout:
     checkpoint_layers: tuple[int, ...] = ()
     hidden_size: int = 0
     hidden_dtype: str = "float32"
+    sums_dtype: str = "float32"  # act_sum: float32, bfloat16 (as uint16 bits) or none
 
     def __post_init__(self) -> None:
         for name in ("n_utterances", "n_layers", "n_neurons", "n_options", "utterance_chunk"):
@@ -233,6 +250,8 @@ class StoreLayout:
                      "layout.hidden_size must be positive when checkpoints are stored")
         _require(self.hidden_dtype in HIDDEN_DTYPES,
                  f"layout.hidden_dtype must be one of {HIDDEN_DTYPES}, got {self.hidden_dtype!r}")
+        _require(self.sums_dtype in SUMS_DTYPES,
+                 f"layout.sums_dtype must be one of {SUMS_DTYPES}, got {self.sums_dtype!r}")
 
     @property
     def n_chunks(self) -> int:
@@ -258,12 +277,23 @@ class StoreLayout:
         return tuple(sizes[d] for d in spec.dims)
 
     def dtype_of(self, spec: VariableSpec) -> str:
-        return self.count_dtype if spec.dtype == "count" else spec.dtype
+        """The dtype of ``spec``'s array on disk (bfloat16 sums as their uint16 bits)."""
+        if spec.dtype == "count":
+            return self.count_dtype
+        if spec.dtype == "sums":
+            return "uint16" if self.sums_dtype == "bfloat16" else "float32"
+        return spec.dtype
+
+    def holds(self, spec: VariableSpec) -> bool:
+        """Does a store of this layout have ``spec``'s array? (``act_sum`` not with none.)"""
+        return not (spec.dtype == "sums" and self.sums_dtype == "none")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["spans"] = list(self.spans)
         data["checkpoint_layers"] = list(self.checkpoint_layers)
+        if self.sums_dtype == "float32":
+            data.pop("sums_dtype")  # as in stores from before the choice: attributes unchanged
         return data
 
     @classmethod

@@ -34,6 +34,7 @@ import xarray as xr
 import zarr
 
 from esn.errors import (
+    RequestError,
     SchemaError,
     StoreDamagedError,
     StoreExistsError,
@@ -63,6 +64,8 @@ from esn.stores.arrays import (
     array,
     create_arrays,
     from_store_values,
+    sums_from_store,
+    sums_to_store,
     to_store_values,
     write_corpus_metadata,
 )
@@ -199,6 +202,7 @@ class ActivationStore:
         checkpoint_layers: Sequence[int] = (),
         hidden_size: int = 0,
         hidden_dtype: str = "float32",
+        sums_dtype: str = "float32",
         batch_size: int = 0,
         if_exists: str = "error",
         storage_options: Mapping[str, Any] | None = None,
@@ -225,7 +229,7 @@ class ActivationStore:
             n_utterances=len(ids), n_layers=n_layers, n_neurons=n_neurons,
             n_options=len(tuple(labels)), utterance_chunk=utterance_chunk,
             count_dtype=count_dtype, checkpoint_layers=tuple(checkpoint_layers),
-            hidden_size=hidden_size, hidden_dtype=hidden_dtype,
+            hidden_size=hidden_size, hidden_dtype=hidden_dtype, sums_dtype=sums_dtype,
         )
         attrs = StoreAttributes(
             model=model, probe=probe, labels=tuple(labels), layout=layout,
@@ -376,12 +380,27 @@ class ActivationStore:
 
     def records(self, name: str) -> bool:
         """Does the store hold variable ``name``? Only those that stores from before them
-        lack (``VariableSpec.older_stores_lack``: ``heard``, ``truncated``) can be absent."""
+        lack (``VariableSpec.older_stores_lack``: ``heard``, ``truncated``) can be absent,
+        and ``act_sum`` where the layout keeps no sums."""
+        if name == "act_sum":
+            return self.layout.sums_dtype != "none"
         return name not in _LATE_VARIABLES or name in self._group
 
     def read(self, name: str, selection: Any = Ellipsis) -> np.ndarray:
-        """``selection`` of array ``name`` as numpy, checked (``esn.stores.integrity``)."""
+        """``selection`` of array ``name`` as numpy, checked (``esn.stores.integrity``);
+        ``act_sum`` as float32 whatever the layout keeps."""
+        if name == "act_sum":
+            self.require_sums(f"reading {name}")
+            return sums_from_store(CheckedArray(self._array(name), self.url)[selection],
+                                   self.layout)
         return CheckedArray(self._array(name), self.url)[selection]
+
+    def require_sums(self, what: str) -> None:
+        """Raise ``RequestError`` naming the store when it keeps no activation sums."""
+        if not self.records("act_sum"):
+            raise RequestError(
+                f"{self.url} keeps no activation sums (extracted with --sums none): "
+                f"{what} needs them; extract again with --sums bfloat16 or float32")
 
     # -- writing --------------------------------------------------------------------------
 
@@ -412,8 +431,10 @@ class ActivationStore:
         elif checkpoints is not None:
             raise ValueError(f"{self.url} was created without checkpoint layers")
         sl = slice(start, stop)
-        for spec in STATISTICS_VARIABLES:
-            self._array(spec.name)[sl] = getattr(batch, spec.name)
+        self._array("K")[sl] = batch.K
+        self._array("T")[sl] = batch.T
+        if batch.act_sum is not None:
+            self._array("act_sum")[sl] = sums_to_store(batch.act_sum, layout)
         for name in RESULT_FIELDS:
             if self.records(name):  # an older store without it stays as it was
                 self._array(name)[sl] = to_store_values(getattr(batch, name))
@@ -495,12 +516,19 @@ class ActivationStore:
         token = dask.base.tokenize(self.url, self.attributes.created,
                                    self.attributes.utterance_digest)
         data_vars = {}
+        layout = self.layout
         for spec in STATISTICS_VARIABLES:
+            if not layout.holds(spec):
+                continue  # act_sum of a store that keeps no sums
             arr = self._array(spec.name)
             data = da.from_array(CheckedArray(arr, self.url), chunks=arr.chunks,
                                  name=f"esn-{spec.name}-{token}", lock=False,
                                  meta=np.empty((0,) * len(arr.shape), dtype=arr.dtype))
-            data_vars[spec.name] = xr.Variable(spec.dims, data, attrs=dict(arr.attrs))
+            attrs = dict(arr.attrs)
+            if attrs.pop("encoding", None) is not None:  # bfloat16 bits: widened to float32
+                data = data.map_blocks(sums_from_store, layout, dtype=np.float32,
+                                       name=f"esn-{spec.name}-float32-{token}")
+            data_vars[spec.name] = xr.Variable(spec.dims, data, attrs=attrs)
         coords: dict[str, Any] = {
             name: ((name,), from_store_values(self.read(name))) for name in COORDINATES}
         for spec in METADATA_VARIABLES:

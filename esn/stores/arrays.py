@@ -48,7 +48,8 @@ from esn.schemas.utterance import Utterance
 from esn.stores.integrity import COMMIT_LOG, CheckedStore, short_error
 
 __all__ = ["ALL_VARIABLES", "COORDINATES", "STATISTICS_CODEC", "array", "create_arrays",
-           "from_store_values", "to_store_values", "write_corpus_metadata"]
+           "from_store_values", "sums_from_store", "sums_to_store", "to_store_values",
+           "write_corpus_metadata"]
 
 STATISTICS_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 COORDINATES = ("span", "layer", "neuron", "option")
@@ -59,6 +60,8 @@ FILL = {"str": "", "bool": False, "float32": float("nan")}
 def create_arrays(group: zarr.Group, layout: StoreLayout, labels: Sequence[str]) -> None:
     u = layout.utterance_chunk
     for spec in ALL_VARIABLES:
+        if not layout.holds(spec):
+            continue  # act_sum of a layout that keeps no sums
         is_stat = spec in STATISTICS_VARIABLES and len(spec.dims) == 4
         chunks = layout.statistics_chunks if is_stat else (u, *layout.shape_of(spec)[1:])
         dtype = layout.dtype_of(spec)
@@ -70,7 +73,9 @@ def create_arrays(group: zarr.Group, layout: StoreLayout, labels: Sequence[str])
             fill_value=FILL.get(dtype, 0),
             dimension_names=list(spec.dims),
             compressors=[STATISTICS_CODEC] if spec in STATISTICS_VARIABLES else "auto",
-            attributes={"description": spec.description},
+            attributes={"description": spec.description,
+                        **({"encoding": "bfloat16 bits"} if spec.dtype == "sums"
+                           and layout.sums_dtype == "bfloat16" else {})},
             overwrite=True,  # fsspec's memory store keeps old arrays visible after mode "w"
         )
     group.create_array(
@@ -136,3 +141,24 @@ def to_store_values(values: np.ndarray) -> np.ndarray:
 def from_store_values(values: np.ndarray) -> np.ndarray:
     return values.astype(object) if values.dtype.kind in "TUO" else values
 
+
+
+def sums_to_store(values: np.ndarray, layout: StoreLayout) -> np.ndarray:
+    """float32 activation sums as ``layout.sums_dtype`` keeps them: bfloat16 as its uint16
+    bits, rounded to nearest even (as torch's cast does). Bits already rounded on the
+    device (uint16) pass through."""
+    if layout.sums_dtype == "bfloat16" and values.dtype == np.uint16:
+        return values
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if layout.sums_dtype != "bfloat16":
+        return values
+    bits = values.view(np.uint32)
+    rounding = np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))
+    return ((bits + rounding) >> np.uint32(16)).astype(np.uint16)
+
+
+def sums_from_store(values: np.ndarray, layout: StoreLayout) -> np.ndarray:
+    """Stored activation sums as float32 (bfloat16 bits widened exactly)."""
+    if layout.sums_dtype != "bfloat16":
+        return values
+    return (np.asarray(values).astype(np.uint32) << np.uint32(16)).view(np.float32)

@@ -55,7 +55,7 @@ def format_info(info: dict[str, Any]) -> str:
         f"{progress['pending']} left (of {total})",
         f"chunking    {chunking['n_chunks']} chunks of {chunking['utterance_chunk']} utterances; "
         f"statistics chunk {tuple(chunking['statistics_chunk_shape'])}, "
-        f"counts {chunking['count_dtype']}",
+        f"counts {chunking['count_dtype']}, sums {chunking['sums_dtype']}",
         f"on disk     {format_bytes(nbytes['stored'])} stored for "
         f"{format_bytes(nbytes['raw_written'])} raw ({ratio})",
     ]
@@ -111,6 +111,7 @@ def store_info(store: ActivationStore) -> dict[str, Any]:
             "n_chunks": attrs.layout.n_chunks,
             "statistics_chunk_shape": list(attrs.layout.statistics_chunks),
             "count_dtype": attrs.layout.count_dtype,
+            "sums_dtype": attrs.layout.sums_dtype,
             "codec": STATISTICS_CODEC.to_dict(),
         },
         "bytes": {"raw_written": raw, "stored": stored,

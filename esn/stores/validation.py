@@ -157,6 +157,9 @@ def _undecodable(group: zarr.Group, keys: Sequence[str]) -> list[str]:
 
 
 def _check_array(group: zarr.Group, spec: VariableSpec, layout: StoreLayout) -> list[str]:
+    if not layout.holds(spec):
+        return ([f"array {spec.name!r} is present, but the layout keeps no activation sums"]
+                if spec.name in group else [])
     try:
         if spec.name not in group:
             return [] if spec.older_stores_lack else [f"array {spec.name!r} is missing"]

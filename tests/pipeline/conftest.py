@@ -27,7 +27,12 @@ def write_clip(path: Path, seconds: float, f0: float, seed: int) -> None:
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
     """A manifest of seven clips (anger x3, happy x2, sad x2) plus one corrupt file."""
-    root = tmp_path / "corpus"
+    return write_manifest(tmp_path)
+
+
+def write_manifest(folder: Path) -> Path:
+    """``folder/corpus/manifest.csv``: the ``manifest`` fixture's corpus."""
+    root = folder / "corpus"
     root.mkdir()
     rows = []
     for i, (name, emotion, speaker, seconds) in enumerate(CLIPS):

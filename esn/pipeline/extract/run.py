@@ -37,9 +37,12 @@ from esn.pipeline.extract.writer import ChunkWriter
 from esn.pipeline.models import LoadOptions, ModelAdapter, ProbeBatch, load_adapter
 from esn.pipeline.probe import DEFAULT_TEMPLATE, Probe
 from esn.schemas import (
+    DEFAULT_SUMS,
     STATUS_DONE,
     STATUS_FAILED,
+    SUMS_DTYPES,
     StatsBatch,
+    StoreAttributes,
     StoreLayout,
     Utterance,
     utterance_digest,
@@ -73,6 +76,9 @@ class ExtractRequest:
     option_order: str = "random"
     max_new_tokens: int = 20
     max_seconds: float | None = None  # cut every clip here (and at the model's window)
+    #: how act_sum is kept (SUMS_DTYPES); None: as the store being resumed keeps it, or
+    #: DEFAULT_SUMS for a new store
+    sums: str | None = None
     utterance_chunk: int = 64
     overwrite: bool = False
     break_lock: bool = False  # clear a writer lease that looks stale (another host's)
@@ -84,6 +90,9 @@ class ExtractRequest:
             raise RequestError(f"limit must be at least 1, got {self.limit}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise RequestError(f"--max-seconds must be positive, got {self.max_seconds}")
+        if self.sums is not None and self.sums not in SUMS_DTYPES:
+            raise RequestError(f"--sums must be one of {', '.join(SUMS_DTYPES)}, "
+                               f"got {self.sums!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +116,7 @@ class ExtractReport:
     #: parsing and gathering the answers, handing finished chunks to the writer; and the
     #: batch thread's (overlapping) waiting for audio and running the processor.
     stages: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    sums: str = "float32"  # how the store keeps act_sum (layout.sums_dtype)
 
     @property
     def items_per_second(self) -> float:
@@ -145,8 +155,10 @@ def extract(
     probe = Probe(labels=labels, template=request.template, seed=request.seed,
                   option_order=request.option_order, max_new_tokens=request.max_new_tokens,
                   max_seconds=request.max_seconds)
+    resumed = None
     if not request.overwrite:  # refuse a mismatched store before loading a large model
-        _refuse_other_run(request, probe, labels, utterances)
+        resumed = _refuse_other_run(request, probe, labels, utterances)
+    sums = request.sums or (resumed.layout.sums_dtype if resumed else DEFAULT_SUMS)
     with WriterLease(request.out, command="esn extract", say=say,
                      break_lock=request.break_lock) as lease:
         adapter = adapter or load_adapter(request.model)
@@ -169,6 +181,7 @@ def extract(
             hidden_size=int(adapter.decoder.config.hidden_size) if request.checkpoint_layers
             else 0,
             hidden_dtype=hidden_dtype,
+            sums_dtype=sums,
             batch_size=request.batch_size,
             if_exists="overwrite" if request.overwrite else "resume",
         )
@@ -177,15 +190,16 @@ def extract(
 
 
 def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[str],
-                      utterances: Sequence[Utterance]) -> None:
-    """The cheap part of the store's resume check, done before the model is loaded."""
+                      utterances: Sequence[Utterance]) -> StoreAttributes | None:
+    """The cheap part of the store's resume check, done before the model is loaded; the
+    attributes of the store that this run resumes, ``None`` when there is none yet."""
     try:
         attrs = ActivationStore.open(request.out).attributes
     except StoreNotFoundError:
-        return  # nothing there: create() makes it
+        return None  # nothing there: create() makes it
     except StoreValidationError as exc:
         if "not a finished esn activation store" in str(exc):
-            return  # an interrupted creation of esn's own: create() redoes it
+            return None  # an interrupted creation of esn's own: create() redoes it
         raise
     wanted: dict[str, Any] = {"model": request.model.model_id, "labels": list(labels),
                               "batch_size": request.batch_size}
@@ -201,6 +215,9 @@ def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[st
         differing.append(f"its answers were decoded under "
                          f"{describe_decoding(attrs.probe.decoding)}, this run decodes with "
                          f"{describe_decoding(asked.decoding)}")
+    if request.sums is not None and request.sums != attrs.layout.sums_dtype:
+        differing.append(f"layout.sums_dtype: store has {attrs.layout.sums_dtype!r}, "
+                         f"asked {request.sums!r}")
     if utterance_digest([u.id for u in utterances]) != attrs.utterance_digest:
         differing.append("the utterance list differs (another corpus, filter, limit or order)")
     if differing:
@@ -208,6 +225,7 @@ def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[st
             f"{request.out} was made for another run ({'; '.join(differing)}); refusing to "
             "resume. Use a new --out, or --overwrite to start again."
         )
+    return attrs
 
 
 def extract_into(
@@ -234,7 +252,8 @@ def extract_into(
             "probing them again")
     chunks = sorted(set(store.pending_chunks()) | set(damaged))
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)
-    stats = GateStatistics(adapter.gate_modules(), count_dtype=layout.count_dtype)
+    stats = GateStatistics(adapter.gate_modules(), count_dtype=layout.count_dtype,
+                           sums_dtype=layout.sums_dtype)
     capture = HiddenStateCapture(adapter.layers, layout.checkpoint_layers)
     # Every probe batch of the pending chunks, in order: (position in chunks, item range).
     tasks = [(position, range(first, min(first + batch_size, _size(layout, chunk))))
@@ -277,7 +296,8 @@ def extract_into(
             sl = layout.chunk_slice(chunks[position])
             if results is None:
                 results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
-                                        sl.stop - sl.start, layout.count_dtype)
+                                        sl.stop - sl.start, layout.count_dtype,
+                                        sums=layout.sums_dtype)
             with clock("waiting for copies"):  # the host buffers this batch refills
                 for earlier in copying[:-1]:
                     earlier.result()
@@ -305,6 +325,7 @@ def extract_into(
         seconds_writing=writer.seconds_writing,
         seconds_waiting_for_writer=writer.seconds_waiting, accuracy=accuracy_by_emotion(store),
         window=window, cut=cut_clips(store), stages=dict(clock.seconds),
+        sums=layout.sums_dtype,
     )
 
 
@@ -465,9 +486,11 @@ class _ChunkResults:
     """Per-item results of one chunk, filled batch by batch."""
 
     def __init__(self, n_layers: int, n_neurons: int, n_options: int, n: int,
-                 count_dtype: str) -> None:
+                 count_dtype: str, *, sums: str = "float32") -> None:
         self.k = np.zeros((n, 2, n_layers, n_neurons), dtype=count_dtype)
-        self.sums = np.zeros((n, 2, n_layers, n_neurons), dtype=np.float32)
+        # bfloat16 sums stay the bits the device rounded them to, as the store keeps them
+        self.sums = None if sums == "none" else np.zeros(
+            (n, 2, n_layers, n_neurons), dtype=np.uint16 if sums == "bfloat16" else np.float32)
         self.t = np.zeros((n, 2), dtype=np.uint32)
         self.status = np.zeros(n, dtype=np.int8)
         self.options: list[tuple[str, ...]] = [("",) * n_options] * n
@@ -485,13 +508,16 @@ class _ChunkResults:
         self.status[i] = STATUS_FAILED
         self.failure_reason[i] = reason
 
-    def put_statistics(self, rows: Sequence[int], k: np.ndarray, sums: np.ndarray) -> None:
-        """K and sums of items ``rows`` (one row of ``k``/``sums`` each), at once."""
+    def put_statistics(self, rows: Sequence[int], k: np.ndarray,
+                       sums: np.ndarray | None) -> None:
+        """K and sums of items ``rows`` (one row of ``k``/``sums`` each), at once; sums as
+        ``GateStatistics.host_result`` gives them (bfloat16 as their bits)."""
+        where: slice | list[int] = list(rows)
         if list(rows) == list(range(rows[0], rows[0] + len(rows))):
-            self.k[rows[0]:rows[0] + len(rows)] = k
-            self.sums[rows[0]:rows[0] + len(rows)] = sums
-        else:
-            self.k[list(rows)], self.sums[list(rows)] = k, sums
+            where = slice(rows[0], rows[0] + len(rows))
+        self.k[where] = k
+        if self.sums is not None and sums is not None:
+            self.sums[where] = sums
 
     def done(self, i: int, *, t: np.ndarray, answer: str, parsed: str, correct: bool,
              n_tokens: int) -> None:

@@ -95,6 +95,9 @@ def select_neurons(store_url: str, options: SelectOptions) -> tuple[NeuronSets, 
                                                "correct")}
     pool = choose_pool(metadata, emotions, options.pool)
     sums = any(SELECTORS[name].needs_sums for name in options.methods)
+    if sums:
+        store.require_sums("selectors " + ", ".join(
+            name for name in options.methods if SELECTORS[name].needs_sums))
     agg = aggregate_pool(store.to_xarray(), pool, emotions, scheduler=options.scheduler,
                          sums=sums)  # the count-based selectors never read act_sum
     layout = store.layout

@@ -37,6 +37,10 @@ def utterance_values(ds: xr.Dataset, grouping: Grouping, measure: str,
     if measure not in MEASURES:
         raise RequestError(f"measure must be one of {list(MEASURES)}, got {measure!r}")
     name = "K" if measure == "rate" else "act_sum"
+    if name not in ds:
+        raise RequestError("the store keeps no activation sums (extracted with --sums "
+                           "none): the activation measure needs them; use the rate, or "
+                           "extract again with --sums bfloat16")
     values = span_sums(ds.isel(utterance=grouping.index), name, span)
     t = xr.DataArray(grouping.t, dims=("utterance",))
     out = values / t
@@ -52,7 +56,8 @@ def grouped_aggregates(store: ActivationStore | str, by: str, *, span: str = "al
     divided by its sum of T); ``rate_mean`` and ``activation_mean`` (means of the
     per-utterance values); and ``utterance_rate``/``utterance_activation``
     (utterance, layer, neuron) with the group label as a coordinate. Building it reads only
-    metadata and T; ``.compute()`` streams the store once.
+    metadata and T; ``.compute()`` streams the store once. A store that keeps no sums
+    (``--sums none``) gives the rate variables only.
     """
     if isinstance(store, str):
         store = ActivationStore.open(store)
@@ -62,19 +67,23 @@ def grouped_aggregates(store: ActivationStore | str, by: str, *, span: str = "al
                      coords={by: list(grouping.groups)})
     sub = ds.isel(utterance=grouping.index)
     k = span_sums(sub, "K", span)
-    s = span_sums(sub, "act_sum", span)
     t = xr.DataArray(grouping.t, dims=("utterance",))
     rate = utterance_values(ds, grouping, "rate", span)
-    act = utterance_values(ds, grouping, "activation", span)
     n = w.sum("utterance")
-    k_g, s_g, t_g = xr.dot(w, k, dim="utterance"), xr.dot(w, s, dim="utterance"), w @ t
+    k_g, t_g = xr.dot(w, k, dim="utterance"), w @ t
     out = xr.Dataset({
-        "k": k_g, "act_sum": s_g, "t": t_g, "n": n,
-        "rate": k_g / t_g, "activation": s_g / t_g,
+        "k": k_g, "t": t_g, "n": n, "rate": k_g / t_g,
         "rate_mean": xr.dot(w, rate.drop_vars(by), dim="utterance") / n,
-        "activation_mean": xr.dot(w, act.drop_vars(by), dim="utterance") / n,
-        "utterance_rate": rate, "utterance_activation": act,
+        "utterance_rate": rate,
     })
+    if "act_sum" in ds:
+        s_g = xr.dot(w, span_sums(sub, "act_sum", span), dim="utterance")
+        act = utterance_values(ds, grouping, "activation", span)
+        out = out.assign({
+            "act_sum": s_g, "activation": s_g / t_g,
+            "activation_mean": xr.dot(w, act.drop_vars(by), dim="utterance") / n,
+            "utterance_activation": act,
+        })
     out.attrs = {"by": by, "span": span}
     return out
 

@@ -182,6 +182,8 @@ def build_stats(store: ActivationStore, options: StatsOptions) -> StatsPlan:
     The moments are gathered per (group, speaker) cell so that ``--within speaker`` needs
     no second pass (see ``welch.centre_cells``); without it there is one speaker column.
     """
+    if options.measure == "activation":
+        store.require_sums("esn stats --measure activation")
     grouping = make_grouping(store, options.by, options.span, options.groups)
     onehot = _check_sizes(grouping)
     speakers = _speaker_onehot(store, grouping, options.within)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).parents[3]
 
 
 def request(manifest: Path, out: Path, model: str, **kw) -> ExtractRequest:
-    defaults = dict(batch_size=4, utterance_chunk=4)
+    defaults = dict(batch_size=4, utterance_chunk=4, sums="float32")
     return ExtractRequest(model=LoadOptions(model_id=model), corpus=f"manifest:{manifest}",
                           out=str(out), **{**defaults, **kw})
 
@@ -204,8 +204,8 @@ KILL = textwrap.dedent(
     from esn.cli import main
     original = zarr.Array.__setitem__
     def killing(self, selection, value):
-        # Die inside the second chunk's write, after its counts and before its status.
-        if self.path.endswith("act_sum") and getattr(selection, "start", None) == 4:
+        # Die inside the second chunk's write, after its counts K and before its status.
+        if self.path.rsplit("/", 1)[-1] == "T" and getattr(selection, "start", None) == 4:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(self, selection, value)
     zarr.Array.__setitem__ = killing

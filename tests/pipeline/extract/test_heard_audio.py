@@ -44,7 +44,7 @@ def tone(seconds: float, f0: float, seed: int) -> np.ndarray:
 
 def run(manifest: Path, out: Path, model: str, **kw) -> None:
     extract(ExtractRequest(model=LoadOptions(model_id=model), corpus=f"manifest:{manifest}",
-                           out=str(out), batch_size=3, utterance_chunk=4, **kw))
+                           out=str(out), batch_size=3, utterance_chunk=4, sums="float32", **kw))
 
 
 def assert_same_statistics(a: Path, b: Path) -> None:
@@ -61,7 +61,8 @@ def test_a_clip_past_the_window_is_heard_for_its_first_30_seconds(tmp_path: Path
     cut = write_corpus(tmp_path / "cut", {n: w[:30 * RATE] for n, w in clips.items()})
     result = CliRunner().invoke(main, [
         "extract", "--model", "tiny-qwen2_audio", "--corpus", f"manifest:{whole}",
-        "--out", str(tmp_path / "whole.zarr"), "--batch-size", "3", "--utterance-chunk", "4"])
+        "--out", str(tmp_path / "whole.zarr"), "--batch-size", "3", "--utterance-chunk", "4",
+        "--sums", "float32"])
     assert result.exit_code == 0, result.output
     assert ("audio     the model hears the first 30 s of each clip; 1 of 3 done clips were "
             "longer and were cut") in result.output
@@ -91,7 +92,7 @@ def test_max_seconds_cuts_every_clip_there_and_is_part_of_the_store(manifest: Pa
     result = CliRunner().invoke(main, [
         "extract", "--model", "tiny-qwen2_5_omni", "--corpus", f"manifest:{manifest}",
         "--out", str(out), "--batch-size", "3", "--utterance-chunk", "4",
-        "--max-seconds", "0.6"])
+        "--max-seconds", "0.6", "--sums", "float32"])
     assert result.exit_code == 0, result.output
     # The fixture's clips last 0.5 1.1 (broken) 0.8 1.4 0.6 1.0 0.7 s: five are cut.
     assert "the first 0.6 s of each clip; 5 of 7 done clips were longer and were cut" in (
@@ -115,7 +116,7 @@ def test_max_seconds_cuts_every_clip_there_and_is_part_of_the_store(manifest: Pa
     CliRunner().invoke(main, [
         "extract", "--model", "tiny-qwen2_5_omni", "--corpus",
         f"manifest:{hand / 'manifest.csv'}", "--out", str(reference), "--batch-size", "3",
-        "--utterance-chunk", "4"], catch_exceptions=False)
+        "--utterance-chunk", "4", "--sums", "float32"], catch_exceptions=False)
     assert_same_statistics(out, reference)
 
     with pytest.raises(StoreMismatchError, match=r"probe.max_seconds: store has 0.6, asked 0.8"):
