@@ -189,7 +189,7 @@ def baselines(adapter: Any, batches: list[Any], tokens: int) -> dict[str, float]
 
 def esn_extract(adapter: Any, model_dir: Path, manifest: Path, out: Path, batch_size: int,
                 tokens: int, checkpoint_layers: tuple[int, ...] = (),
-                sums: str | None = None) -> Any:
+                sums: str | None = None, batch_workers: int | None = None) -> Any:
     from esn.pipeline.extract import ExtractRequest, extract
     from esn.pipeline.models import LoadOptions
 
@@ -199,7 +199,8 @@ def esn_extract(adapter: Any, model_dir: Path, manifest: Path, out: Path, batch_
         model=LoadOptions(model_id=str(model_dir), device=adapter.device.type,
                           dtype="bfloat16" if adapter.device.type == "cuda" else "float32"),
         corpus=f"manifest:{manifest}", out=str(out), batch_size=batch_size,
-        max_new_tokens=tokens, checkpoint_layers=checkpoint_layers, sums=sums), adapter=adapter)
+        max_new_tokens=tokens, checkpoint_layers=checkpoint_layers, sums=sums,
+        batch_workers=batch_workers), adapter=adapter)
 
 
 def exactness(adapter: Any, store_path: Path, batch: Any) -> dict[str, Any]:
@@ -493,17 +494,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["extraction"] = rows
             save()
             if batch_size == max(args.batch_sizes) and tokens == min(args.tokens):
-                if device == "cuda":  # the same run with the mel features on the CPU
-                    adapter.feature_device = "cpu"
-                    cpu = esn_extract(adapter, model_dir, manifest, work / "cpu.zarr",
-                                      batch_size, tokens)
+                from esn.pipeline.extract.encoding import batch_workers
+
+                workers = batch_workers(adapter, None)
+                result["batch_workers"] = workers
+                if workers:  # the same run encoding on the batch thread, features on the GPU
+                    thread = esn_extract(adapter, model_dir, manifest, work / "thread.zarr",
+                                         batch_size, tokens, batch_workers=0)
+                    result["batch_thread"] = {
+                        "extract": thread.items_per_second,
+                        "vs_generate": thread.items_per_second / base["generate"],
+                        "stages_s": dict(thread.stages)}
+                    print(json.dumps(result["batch_thread"]), flush=True)
+                    adapter.feature_device = "cpu"  # as the workers compute them
+                    first_batch = prebuilt_batches(adapter, manifest, batch_size)[0]
                     adapter.feature_device = None
-                    result["features_on_cpu"] = {
-                        "extract": cpu.items_per_second,
-                        "vs_generate": cpu.items_per_second / base["generate"],
-                        "stages_s": dict(cpu.stages)}
-                    print(json.dumps(result["features_on_cpu"]), flush=True)
-                first_batch = batches[0]
+                else:
+                    first_batch = batches[0]
                 result["exact"] = exactness(adapter, work / "s.zarr", first_batch)
                 result["sums_default"] = DEFAULT_SUMS
                 result["store_bytes_per_utterance"] = store_bytes(work / "s.zarr") / args.clips
@@ -603,6 +610,14 @@ def _extraction_lines(r: dict[str, Any]) -> list[str]:
                      f"{max(x['batch_size'] for x in r['extraction'])}, "
                      f"{min(x['new_tokens'] for x in r['extraction'])} tokens): "
                      f"{cpu['extract']:.1f} clips/s ({cpu['vs_generate']:.2f}x generate)")
+    thread = r.get("batch_thread")
+    if thread:
+        lines.append(f"- batches encoded by {r['batch_workers']} worker processes (features on "
+                     "their CPUs, the default beside a GPU); the same run encoding on the "
+                     f"batch thread instead (`--batch-workers 0`, features on the GPU; batch "
+                     f"{max(x['batch_size'] for x in r['extraction'])}, "
+                     f"{min(x['new_tokens'] for x in r['extraction'])} tokens): "
+                     f"{thread['extract']:.1f} clips/s ({thread['vs_generate']:.2f}x generate)")
     e = r["exact"]
     sums = r.get("sums")
     if sums:

@@ -201,6 +201,9 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
               help="How to keep the activation sums act_sum: none (the default for a new "
               "store: no built-in selector reads them), bfloat16 or float32. Needed only for "
               "`esn stats --measure activation`. A resumed store keeps its own.")
+@click.option("--batch-workers", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Processes that run the model's processor (default: a few beside a GPU "
+              "model, none on a CPU; 0: a thread of this process, features on the GPU).")
 @click.option("--utterance-chunk", type=click.IntRange(min=1), default=64, show_default=True,
               help="Utterances per store chunk.")
 @click.option("--overwrite", is_flag=True,
@@ -215,7 +218,8 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
             merges: tuple[str, ...], limit: int | None, batch_size: int,
             checkpoint_layers: str | None, seed: int, option_order: str,
             template: str | None, max_new_tokens: int, max_seconds: float | None,
-            sums: str | None, utterance_chunk: int, overwrite: bool, break_lock: bool) -> None:
+            sums: str | None, batch_workers: int | None, utterance_chunk: int,
+            overwrite: bool, break_lock: bool) -> None:
     """Probe a model on a corpus and write the neuron statistics into an activation store.
 
     Rerunning the same command resumes where it stopped; a store made for another model,
@@ -242,6 +246,7 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
         batch_size=batch_size, checkpoint_layers=_int_list(checkpoint_layers),
         template=template or DEFAULT_TEMPLATE, seed=seed, option_order=option_order,
         max_new_tokens=max_new_tokens, max_seconds=max_seconds, sums=sums,
+        batch_workers=batch_workers,
         utterance_chunk=utterance_chunk, overwrite=overwrite, break_lock=break_lock,
     )
     report = run_extract(request, progress=stderr_progress("probed"),

@@ -3,7 +3,8 @@
 Flow per utterance chunk still pending in the store: decode its audio (on worker threads,
 one chunk ahead), cut each clip to what the model hears (``esn.pipeline.audio``: its window
 or ``--max-seconds``; recorded as ``heard``/``truncated``), build padded probe batches with
-the adapter, generate the answers with
+the adapter (beside a GPU model, its processor runs in worker processes:
+``esn.pipeline.extract.encoding``), generate the answers with
 the statistics hooks (and the checkpoint hooks) armed for the prefill, parse the answers,
 and hand the finished chunk to the background writer. Rerunning the same request resumes;
 a request for another model, probe or corpus is refused by the store.
@@ -11,6 +12,7 @@ a request for another model, probe or corpus is refused by the store.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import time
@@ -32,6 +34,8 @@ from esn.pipeline.audio import heard_part, listening_window, load_audio
 from esn.pipeline.corpora import balanced_sample, load_corpus, parse_merges
 from esn.pipeline.decoding import describe_decoding
 from esn.pipeline.extract.capture import HiddenStateCapture
+from esn.pipeline.extract.encoding import EncoderPool
+from esn.pipeline.extract.encoding import batch_workers as batch_workers_for
 from esn.pipeline.extract.statistics import GateStatistics, span_masks
 from esn.pipeline.extract.writer import ChunkWriter
 from esn.pipeline.models import LoadOptions, ModelAdapter, ProbeBatch, load_adapter
@@ -79,6 +83,9 @@ class ExtractRequest:
     #: how act_sum is kept (SUMS_DTYPES); None: as the store being resumed keeps it, or
     #: DEFAULT_SUMS for a new store
     sums: str | None = None
+    #: processes that encode batches (esn.pipeline.extract.encoding); None: a few beside a
+    #: GPU model, none on a CPU; 0: the batch thread encodes
+    batch_workers: int | None = None
     utterance_chunk: int = 64
     overwrite: bool = False
     break_lock: bool = False  # clear a writer lease that looks stale (another host's)
@@ -90,6 +97,8 @@ class ExtractRequest:
             raise RequestError(f"limit must be at least 1, got {self.limit}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise RequestError(f"--max-seconds must be positive, got {self.max_seconds}")
+        if self.batch_workers is not None and self.batch_workers < 0:
+            raise RequestError(f"--batch-workers must be 0 or more, got {self.batch_workers}")
         if self.sums is not None and self.sums not in SUMS_DTYPES:
             raise RequestError(f"--sums must be one of {', '.join(SUMS_DTYPES)}, "
                                f"got {self.sums!r}")
@@ -186,7 +195,8 @@ def extract(
             if_exists="overwrite" if request.overwrite else "resume",
         )
         return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
-                            progress=progress, lease=lease, say=say)
+                            progress=progress, lease=lease, say=say,
+                            batch_workers=request.batch_workers)
 
 
 def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[str],
@@ -238,11 +248,13 @@ def extract_into(
     progress: ProgressFn | None = None,
     lease: WriterLease | None = None,
     say: Callable[[str], None] = lambda _: None,
+    batch_workers: int | None = None,
 ) -> ExtractReport:
     """Probe the store's pending chunks (``utterances`` in store order) and write them.
 
     A committed chunk whose files were lost since (``ActivationStore.damaged_chunks``) is
     probed and written again, with a notice; ``lease`` is checked before every commit.
+    ``batch_workers``: processes that encode the batches (``encoding.batch_workers``).
     """
     layout = store.layout
     damaged = store.damaged_chunks()
@@ -262,10 +274,16 @@ def extract_into(
     todo = sum(len(indices) for _, indices in tasks)
     clock = _Stages()
     feature_stream = torch.cuda.Stream(adapter.device) if adapter.device.type == "cuda" else None
+    workers = batch_workers_for(adapter, batch_workers) if tasks else 0
+    encoder = adapter.batch_encoder()
+    # Batches built ahead: one on the batch thread, or one per encoder process and one more.
+    depth = 1 + workers
     start_time = time.perf_counter()
     done = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="esn-audio") as audio_pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="esn-batches") as batch_pool, \
+            ThreadPoolExecutor(max_workers=depth, thread_name_prefix="esn-batches") as batch_pool, \
+            (EncoderPool(encoder, workers) if workers and encoder is not None
+             else contextlib.nullcontext()) as encoders, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="esn-assembly") as assembly, \
             ChunkWriter(store) as writer, stats.attached(), capture.attached(), \
             torch.inference_mode():
@@ -283,16 +301,16 @@ def extract_into(
                     audio[ahead] = [audio_pool.submit(load_audio, u.path, adapter.sample_rate)
                                     for u in items_of(ahead)]
             return batch_pool.submit(_prepare, adapter, probe, items_of(position),
-                                     audio[position], indices, window, feature_stream)
+                                     audio[position], indices, window, feature_stream, encoders)
 
-        upcoming = prepare(0) if tasks else None
+        upcoming = collections.deque(prepare(task) for task in range(min(depth, len(tasks))))
         results: _ChunkResults | None = None
         copying: list[Future[None]] = []  # statistics copies of the current chunk
         for task, (position, indices) in enumerate(tasks):
-            assert upcoming is not None
             with clock("waiting for batch"):
-                prepared = upcoming.result()
-            upcoming = prepare(task + 1) if task + 1 < len(tasks) else None
+                prepared = upcoming.popleft().result()
+            if task + depth < len(tasks):
+                upcoming.append(prepare(task + depth))
             sl = layout.chunk_slice(chunks[position])
             if results is None:
                 results = _ChunkResults(layout.n_layers, adapter.n_neurons, layout.n_options,
@@ -371,9 +389,12 @@ class _Prepared:
 
 def _prepare(adapter: ModelAdapter, probe: Probe, items: Sequence[Utterance],
              audio_futures: Sequence[Future[np.ndarray]], indices: range,
-             window: float | None, stream: torch.cuda.Stream | None) -> _Prepared:
-    """On the batch thread: wait for the clips, cut them, and build the batch (on a GPU
-    on a side ``stream``, so its feature kernels and copies overlap the model's work)."""
+             window: float | None, stream: torch.cuda.Stream | None,
+             encoders: EncoderPool | None) -> _Prepared:
+    """On a batch thread: wait for the clips, cut them, and build the batch (on a GPU on a
+    side ``stream``, so its feature kernels and copies overlap the model's work); with
+    ``encoders``, the processor runs in one of their processes and this thread only moves
+    its tensors to the device."""
     prepared = _Prepared(indices=indices, options={}, duration={}, heard={}, failures={},
                          ready=[], batch=None)
     clips: list[np.ndarray] = []
@@ -392,9 +413,11 @@ def _prepare(adapter: ModelAdapter, probe: Probe, items: Sequence[Utterance],
         clips.append(heard)
     t1 = time.perf_counter()
     if clips:
+        prompts = [probe.prompt(prepared.options[i]) for i in prepared.ready]
+        encoded = encoders.submit(clips, prompts).result() if encoders is not None else None
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            prepared.batch = adapter.build_batch(
-                clips, [probe.prompt(prepared.options[i]) for i in prepared.ready])
+            prepared.batch = (adapter.probe_batch(encoded) if encoded is not None
+                              else adapter.build_batch(clips, prompts))
             if stream is not None:
                 prepared.ready_event = torch.cuda.Event()
                 prepared.ready_event.record(stream)

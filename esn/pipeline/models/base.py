@@ -8,7 +8,10 @@ answer, and what a later replay of layers c..N-1 needs (positions, mask, norm, h
 
 ``ChatTemplateAdapter`` is the shared implementation for families whose transformers
 processor builds the whole prompt with ``apply_chat_template``; a family module then only
-declares its classes and how an audio clip enters a conversation.
+declares its classes and how an audio clip enters a conversation. Its processor half
+(``ChatTemplateEncoder``: clips and prompts to the processor's tensors) is a picklable
+object of its own, so that extraction can run it in worker processes
+(``esn.pipeline.extract.encoding``); ``probe_batch`` turns its output into model inputs.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,11 +34,21 @@ from esn.errors import ModelLoadError
 from esn.pipeline.decoding import greedy_generation
 from esn.schemas.store import ModelInfo
 
-__all__ = ["ChatTemplateAdapter", "LoadOptions", "ModelAdapter", "ProbeBatch", "dtype_name"]
+__all__ = ["BatchEncoder", "ChatTemplateAdapter", "ChatTemplateEncoder", "LoadOptions",
+           "ModelAdapter", "ProbeBatch", "array_audio_item", "dtype_name"]
+
+#: Clips and prompts -> the processor's output (CPU tensors unless the features are computed
+#: on ``feature_device``); picklable, so that a worker process can run it.
+BatchEncoder = Callable[[Sequence[np.ndarray], Sequence[str], str], dict[str, Any]]
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
 }
+
+
+def array_audio_item(audio: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    """The conversation content item that carries one clip, as the array itself."""
+    return {"type": "audio", "audio": audio}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -222,6 +235,16 @@ class ModelAdapter(abc.ABC):
         ``prompts[i]`` as the user's text, through the model's processor and chat template,
         ending with the assistant turn's start so that generation answers the prompt."""
 
+    def batch_encoder(self) -> BatchEncoder | None:
+        """The processor half of ``build_batch`` as a picklable callable whose output
+        ``probe_batch`` takes, for building batches in worker processes; ``None``: this
+        family builds its batches in this process only."""
+        return None
+
+    def probe_batch(self, encoded: dict[str, Any]) -> ProbeBatch:
+        """A ``batch_encoder`` output as model inputs on the model's device."""
+        raise NotImplementedError(f"{self.family} has no batch encoder")
+
     def generate(self, batch: ProbeBatch, max_new_tokens: int) -> list[str]:
         """Greedy answers (new tokens only, special tokens dropped), one per item, under
         esn's own decoding (``esn.pipeline.decoding``): the checkpoint's generation_config
@@ -323,37 +346,16 @@ class ChatTemplateAdapter(ModelAdapter):
         ids.update(int(i) for i, token in added.items() if getattr(token, "special", False))
         return frozenset(ids)
 
-    def audio_content(self, audio: np.ndarray) -> dict[str, Any]:
-        """The conversation content item that carries one clip."""
-        return {"type": "audio", "audio": audio}
+    #: How one clip enters the conversation (a function of the clip and the sample rate).
+    audio_item = staticmethod(array_audio_item)
 
-    def conversation(self, audio: np.ndarray, prompt: str) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": [
-            self.audio_content(audio), {"type": "text", "text": prompt},
-        ]}]
+    def batch_encoder(self) -> ChatTemplateEncoder:
+        return ChatTemplateEncoder(processor=self.processor, sample_rate=self.sample_rate,
+                                   audio_item=self.audio_item)
 
     def build_batch(self, audios: Sequence[np.ndarray], prompts: Sequence[str]) -> ProbeBatch:
-        if len(audios) != len(prompts) or not audios:
-            raise ValueError(
-                f"need as many prompts as audios (at least one), got {len(audios)} audios "
-                f"and {len(prompts)} prompts"
-            )
-        clips = [check_clip(a) for a in audios]
-        encoded = self.processor.apply_chat_template(
-            [self.conversation(a, p) for a, p in zip(clips, prompts, strict=True)],
-            tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
-            # Padding only for the text: a bare `padding=` would reach the feature extractor.
-            processor_kwargs={"text_kwargs": {"padding": "longest"},
-                              "audio_kwargs": self._audio_kwargs()},
-        )
-        return self.probe_batch(dict(encoded))
-
-    def _audio_kwargs(self) -> dict[str, Any]:
         device = self.feature_device or ("cpu" if self.device.type != "cuda" else str(self.device))
-        kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate}
-        if device != "cpu":
-            kwargs["device"] = device  # the Whisper feature extractors' torch STFT
-        return kwargs
+        return self.probe_batch(self.batch_encoder()(audios, prompts, device))
 
     def probe_batch(self, encoded: dict[str, Any]) -> ProbeBatch:
         """Masks from the processor output and the inputs the model's forward takes, on the
@@ -377,6 +379,40 @@ class ChatTemplateAdapter(ModelAdapter):
             inputs=inputs, valid=valid.to(self.device), audio=audio.to(self.device),
             n_tokens=tuple(int(n) for n in attention.sum(-1)),
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatTemplateEncoder:
+    """Clips and prompts through the processor's chat template: one single-turn
+    conversation per item (the audio, then the text), left text padding, the features
+    computed on ``feature_device`` (``"cpu"``, or a CUDA device for the Whisper feature
+    extractors' torch STFT). Holds only the processor, so it pickles into a worker."""
+
+    processor: Any
+    sample_rate: int
+    audio_item: Callable[[np.ndarray, int], dict[str, Any]] = array_audio_item
+
+    def __call__(self, audios: Sequence[np.ndarray], prompts: Sequence[str],
+                 feature_device: str = "cpu") -> dict[str, Any]:
+        if len(audios) != len(prompts) or not audios:
+            raise ValueError(
+                f"need as many prompts as audios (at least one), got {len(audios)} audios "
+                f"and {len(prompts)} prompts"
+            )
+        clips = [check_clip(a) for a in audios]
+        audio_kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate}
+        if feature_device != "cpu":
+            audio_kwargs["device"] = feature_device
+        encoded = self.processor.apply_chat_template(
+            [[{"role": "user", "content": [self.audio_item(a, self.sample_rate),
+                                           {"type": "text", "text": p}]}]
+             for a, p in zip(clips, prompts, strict=True)],
+            tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
+            # Padding only for the text: a bare `padding=` would reach the feature extractor.
+            processor_kwargs={"text_kwargs": {"padding": "longest"},
+                              "audio_kwargs": audio_kwargs},
+        )
+        return dict(encoded)
 
 
 def _mask_positions(attention_mask: torch.Tensor) -> torch.Tensor:

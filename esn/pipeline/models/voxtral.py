@@ -30,6 +30,16 @@ def require_mistral_common() -> None:
         ) from err
 
 
+def wav_audio_item(audio: np.ndarray, sample_rate: int) -> dict[str, Any]:
+    """One clip as mistral-common takes audio: encoded files only (no raw arrays); a float32
+    WAV round-trips the samples exactly."""
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, format="WAV", subtype="FLOAT")
+    return {"type": "audio", "base64": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
 class VoxtralAdapter(ChatTemplateAdapter):
     family: ClassVar[str] = "voxtral"
     model_types: ClassVar[tuple[str, ...]] = ("voxtral",)
@@ -40,11 +50,4 @@ class VoxtralAdapter(ChatTemplateAdapter):
         require_mistral_common()
         return super().from_pretrained(options, commit_hash=commit_hash)
 
-    def audio_content(self, audio: np.ndarray) -> dict[str, Any]:
-        # mistral-common takes audio as encoded files only (no raw arrays): a float32 WAV
-        # round-trips the samples exactly.
-        import soundfile as sf
-
-        buffer = io.BytesIO()
-        sf.write(buffer, audio, self.sample_rate, format="WAV", subtype="FLOAT")
-        return {"type": "audio", "base64": base64.b64encode(buffer.getvalue()).decode("ascii")}
+    audio_item = staticmethod(wav_audio_item)

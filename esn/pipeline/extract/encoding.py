@@ -1,0 +1,78 @@
+"""Where extraction's probe batches are encoded: in worker processes beside a GPU model.
+
+Encoding a batch is the model's processor: the chat template, the token ids and the audio
+features, mostly Python. On a thread of the extracting process it holds the GIL that the
+main thread needs to launch the model's kernels, which slowed the model by 20-30% at 7B
+(``benchmarks/RESULTS.md``). ``EncoderPool`` runs the adapter's ``batch_encoder`` (a
+picklable processor wrapper, installed once per worker) in spawned worker processes,
+features on their CPUs; its tensors come back through shared memory, and the batch thread
+only moves them to the GPU (``ModelAdapter.probe_batch``).
+
+``batch_workers(adapter, asked)`` decides how many: ``asked`` if given (0: encode on the
+batch thread, features on the model's GPU), else a few for a CUDA model whose family has
+a batch encoder and 0 otherwise (a CPU model has no kernels to starve, and a pool costs
+seconds to start).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+import torch.multiprocessing
+
+from esn.pipeline.models.base import BatchEncoder, ModelAdapter
+
+__all__ = ["EncoderPool", "batch_workers"]
+
+#: at most this many workers unless asked: each holds a processor and a torch runtime
+MAX_AUTO_WORKERS = 4
+
+_ENCODER: BatchEncoder | None = None  # in a worker process: the installed encoder
+
+
+def batch_workers(adapter: ModelAdapter, asked: int | None) -> int:
+    """How many encoder processes extraction uses (0: the batch thread encodes)."""
+    if asked is not None:
+        return asked if adapter.batch_encoder() is not None else 0
+    if adapter.device.type != "cuda" or adapter.batch_encoder() is None:
+        return 0
+    return max(1, min(MAX_AUTO_WORKERS, (os.cpu_count() or 1) // 4))
+
+
+class EncoderPool:
+    """``workers`` spawned processes that each hold ``encoder`` and encode batches on their
+    CPUs (``torch_threads`` intra-op threads each)."""
+
+    def __init__(self, encoder: BatchEncoder, workers: int, torch_threads: int = 2) -> None:
+        self.workers = workers
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=torch.multiprocessing.get_context("spawn"),
+            initializer=_install, initargs=(encoder, torch_threads))
+
+    def submit(self, clips: Sequence[np.ndarray], prompts: Sequence[str]) -> Future[dict[str, Any]]:
+        return self._pool.submit(_encode, list(clips), list(prompts))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> EncoderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _install(encoder: BatchEncoder, torch_threads: int) -> None:
+    global _ENCODER
+    torch.set_num_threads(torch_threads)
+    _ENCODER = encoder
+
+
+def _encode(clips: list[np.ndarray], prompts: list[str]) -> dict[str, Any]:
+    assert _ENCODER is not None, "worker started without an encoder"
+    return _ENCODER(clips, prompts, "cpu")
