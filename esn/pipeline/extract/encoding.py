@@ -5,7 +5,8 @@ features, mostly Python. On a thread of the extracting process it holds the GIL 
 main thread needs to launch the model's kernels, which slowed the model by 20-30% at 7B
 (``benchmarks/RESULTS.md``). ``EncoderPool`` runs the adapter's ``batch_encoder`` (a
 picklable processor wrapper, installed once per worker) in spawned worker processes,
-features on their CPUs; its tensors come back through shared memory, and the batch thread
+features on their CPUs; its tensors come back as numpy arrays through the pool's pipe (torch's
+shared-memory tensors were 3x slower with four workers on two cores) and the batch thread
 only moves them to the GPU (``ModelAdapter.probe_batch``).
 
 ``batch_workers(adapter, asked)`` decides how many: ``asked`` if given (0: encode on the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -54,8 +55,11 @@ class EncoderPool:
             max_workers=workers, mp_context=torch.multiprocessing.get_context("spawn"),
             initializer=_install, initargs=(encoder, torch_threads))
 
-    def submit(self, clips: Sequence[np.ndarray], prompts: Sequence[str]) -> Future[dict[str, Any]]:
-        return self._pool.submit(_encode, list(clips), list(prompts))
+    def encode(self, clips: Sequence[np.ndarray], prompts: Sequence[str]) -> dict[str, Any]:
+        """The encoder's output for ``clips`` and ``prompts``, computed in a worker."""
+        encoded = self._pool.submit(_encode, list(clips), list(prompts)).result()
+        return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                for k, v in encoded.items()}
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -75,4 +79,5 @@ def _install(encoder: BatchEncoder, torch_threads: int) -> None:
 
 def _encode(clips: list[np.ndarray], prompts: list[str]) -> dict[str, Any]:
     assert _ENCODER is not None, "worker started without an encoder"
-    return _ENCODER(clips, prompts, "cpu")
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v
+            for k, v in _ENCODER(clips, prompts, "cpu").items()}

@@ -414,7 +414,7 @@ def _prepare(adapter: ModelAdapter, probe: Probe, items: Sequence[Utterance],
     t1 = time.perf_counter()
     if clips:
         prompts = [probe.prompt(prepared.options[i]) for i in prepared.ready]
-        encoded = encoders.submit(clips, prompts).result() if encoders is not None else None
+        encoded = encoders.encode(clips, prompts) if encoders is not None else None
         with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
             prepared.batch = (adapter.probe_batch(encoded) if encoded is not None
                               else adapter.build_batch(clips, prompts))

@@ -25,7 +25,7 @@ def test_a_worker_process_encodes_what_this_process_encodes(model: str) -> None:
     prompts = [probe.prompt(probe.options_for(f"u{i}")) for i in range(3)]
     here = adapter.batch_encoder()(clips, prompts, "cpu")
     with EncoderPool(adapter.batch_encoder(), workers=1) as pool:
-        there = pool.submit(clips, prompts).result()
+        there = pool.encode(clips, prompts)
     assert set(there) == set(here)
     for key, value in here.items():
         if isinstance(value, torch.Tensor):
