@@ -480,7 +480,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for tokens in args.tokens:
             base = baselines(adapter, batches, tokens)
             report = esn_extract(adapter, model_dir, manifest, work / "s.zarr", batch_size,
-                                 tokens)
+                                 tokens, batch_workers=args.batch_workers)
             rate = report.items_per_second
             rows.append({"batch_size": batch_size, "new_tokens": tokens,
                          "prefill": base["prefill"], "generate": base["generate"],
@@ -496,7 +496,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if batch_size == max(args.batch_sizes) and tokens == min(args.tokens):
                 from esn.pipeline.extract.encoding import batch_workers
 
-                workers = batch_workers(adapter, None)
+                workers = batch_workers(adapter, args.batch_workers)
                 result["batch_workers"] = workers
                 if workers:  # the same run encoding on the batch thread, features on the GPU
                     thread = esn_extract(adapter, model_dir, manifest, work / "thread.zarr",
@@ -562,7 +562,7 @@ def write_results(paths: list[str], out: Path) -> None:
     for path in paths:
         r = json.loads(Path(path).read_text())
         v = r["versions"]
-        what = ("" if r.get("extraction") else f" (`{Path(path).name}`)")
+        what = f" (`{Path(path).name}`)"
         lines += [
             f"## {r['family']}: {r['parameters'] / 1e9:.2f} B parameters, {r['layers']} layers "
             f"x {r['neurons_per_layer']} neurons{what}",
@@ -612,8 +612,8 @@ def _extraction_lines(r: dict[str, Any]) -> list[str]:
                      f"{cpu['extract']:.1f} clips/s ({cpu['vs_generate']:.2f}x generate)")
     thread = r.get("batch_thread")
     if thread:
-        lines.append(f"- batches encoded by {r['batch_workers']} worker processes (features on "
-                     "their CPUs, the default beside a GPU); the same run encoding on the "
+        lines.append(f"- batches encoded by {r['batch_workers']} worker processes "
+                     "(`--batch-workers`, features on their CPUs); the same run encoding on the "
                      f"batch thread instead (`--batch-workers 0`, features on the GPU; batch "
                      f"{max(x['batch_size'] for x in r['extraction'])}, "
                      f"{min(x['new_tokens'] for x in r['extraction'])} tokens): "
@@ -629,8 +629,9 @@ def _extraction_lines(r: dict[str, Any]) -> list[str]:
         + (f", float32 act_sum max relative difference {e['act_sum_max_rel_diff']:.1e}"
            if e.get("act_sum_max_rel_diff") is not None else "")
         + f". Store on disk with the default sums ({r.get('sums_default', 'float32')}): "
-        f"{r['store_bytes_per_utterance'] / 1e6:.2f} MB per utterance. Extraction with "
-        f"checkpoints: {r['extract_with_checkpoints']:.1f} clips/s.",
+        f"{r['store_bytes_per_utterance'] / 1e6:.2f} MB per utterance."
+        + (f" Extraction with checkpoints: {r['extract_with_checkpoints']:.1f} clips/s."
+           if "extract_with_checkpoints" in r else ""),
         "",
     ]
     if sums:
@@ -695,6 +696,8 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/esn-gpu")
     parser.add_argument("--json", default=None)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--batch-workers", type=int, default=None,
+                        help="esn extract --batch-workers for every extraction (default 0)")
     parser.add_argument("--steps", nargs="+", choices=("extract", "intervene", "diagnose"),
                         default=["extract", "intervene"],
                         help="extract: the extraction table and exactness; intervene: "

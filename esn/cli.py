@@ -202,8 +202,8 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
               "store: no built-in selector reads them), bfloat16 or float32. Needed only for "
               "`esn stats --measure activation`. A resumed store keeps its own.")
 @click.option("--batch-workers", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Processes that run the model's processor (default: a few beside a GPU "
-              "model, none on a CPU; 0: a thread of this process, features on the GPU).")
+              help="Processes that run the model's processor, features on their CPUs "
+              "(default 0: a thread of this process, features on the model's GPU).")
 @click.option("--utterance-chunk", type=click.IntRange(min=1), default=64, show_default=True,
               help="Utterances per store chunk.")
 @click.option("--overwrite", is_flag=True,

@@ -3,7 +3,7 @@
 Flow per utterance chunk still pending in the store: decode its audio (on worker threads,
 one chunk ahead), cut each clip to what the model hears (``esn.pipeline.audio``: its window
 or ``--max-seconds``; recorded as ``heard``/``truncated``), build padded probe batches with
-the adapter (beside a GPU model, its processor runs in worker processes:
+the adapter (on a batch thread, or with ``batch_workers`` in worker processes:
 ``esn.pipeline.extract.encoding``), generate the answers with
 the statistics hooks (and the checkpoint hooks) armed for the prefill, parse the answers,
 and hand the finished chunk to the background writer. Rerunning the same request resumes;
@@ -83,8 +83,8 @@ class ExtractRequest:
     #: how act_sum is kept (SUMS_DTYPES); None: as the store being resumed keeps it, or
     #: DEFAULT_SUMS for a new store
     sums: str | None = None
-    #: processes that encode batches (esn.pipeline.extract.encoding); None: a few beside a
-    #: GPU model, none on a CPU; 0: the batch thread encodes
+    #: processes that encode batches (esn.pipeline.extract.encoding); None or 0: the batch
+    #: thread encodes
     batch_workers: int | None = None
     utterance_chunk: int = 64
     overwrite: bool = False

@@ -39,7 +39,7 @@ def test_a_worker_process_encodes_what_this_process_encodes(model: str) -> None:
 def test_extraction_with_encoder_processes_writes_the_same_store(manifest: Path,
                                                                  tmp_path: Path) -> None:
     adapter = load_adapter(LoadOptions(model_id="tiny-qwen2_5_omni"))
-    assert batch_workers(adapter, None) == 0  # a CPU model encodes on the batch thread
+    assert batch_workers(adapter, None) == 0  # unless asked, the batch thread encodes
     assert batch_workers(adapter, 2) == 2
     stores = {}
     for workers in (0, 2):
