@@ -678,10 +678,26 @@ def organism() -> None:
 @click.option("--overwrite", is_flag=True,
               help="Replace the weights and record of an earlier organism in DIR (any other "
                    "path is refused).")
+@click.option("--base", type=click.Choice(["whisper-smollm2"]), default=None,
+              help="Train the pretrained organism instead: Whisper base's encoder + "
+              "SmolLM2-135M-Instruct (the real weights), projector and LoRA trained to the "
+              "probe with a random option order.")
+@click.option("--variant", type=click.Choice(["all", "attention"]), default="all",
+              show_default=True, help="With --base: LoRA on every linear layer, or on "
+              "attention only (every MLP keeps its pretrained weights).")
+@click.option("--device", default="cpu", show_default=True, help="With --base: cpu, cuda...")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=None,
+              help="With --base: evaluate on at most N clips per group.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="With --base: train on at most N clips (a quick check).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="With --base: clips per step [16].")
 @library_errors
 def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int | None,
                    encoder_epochs: int | None, lr: float | None, weight_decay: float | None,
-                   trainable: str | None, overwrite: bool) -> None:
+                   trainable: str | None, overwrite: bool, base: str | None, variant: str,
+                   device: str, eval_limit: int | None, limit: int | None,
+                   batch_size: int | None) -> None:
     """Train the organism; with no options, reproduce the shipped esn-organism.
 
     Stage 1 trains the audio encoder on frame acoustics and prosody regression, then freezes
@@ -695,6 +711,12 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
     Example:
         esn organism train --out runs/organism
     """
+    if base is not None:
+        return _train_pretrained(out, manifest, seed, epochs, lr, variant, device, eval_limit,
+                                 limit, batch_size, overwrite,
+                                 unused={"--encoder-epochs": encoder_epochs,
+                                         "--weight-decay": weight_decay,
+                                         "--trainable": trainable})
     from esn.pipeline.organism import retrain_shipped
 
     given = {"epochs": epochs, "encoder_epochs": encoder_epochs, "lr": lr,
@@ -707,6 +729,38 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
                f"decoder MLP neuron zeroed {100 * metrics['mlp_zeroed_accuracy']:.1f}%; "
                f"weights {'equal' if same else 'differ from'} the shipped esn-organism "
                f"({Path(out) / 'organism'})")
+
+
+def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: int | None,
+                      lr: float | None, variant: str, device: str, eval_limit: int | None,
+                      limit: int | None, batch_size: int | None, overwrite: bool,
+                      unused: Mapping[str, Any]) -> None:
+    from esn.pipeline.weights.organism import HELD_OUT, train_pretrained_organism
+    from esn.pipeline.weights.probe_training import ProbeTrainSettings
+
+    given = [name for name, value in unused.items() if value is not None]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} do not apply with --base")
+    settings: dict[str, Any] = {"variant": variant, "held_out_speakers": HELD_OUT,
+                                "limit": limit}
+    for key, value in (("seed", seed), ("epochs", epochs), ("lora_lr", lr),
+                       ("batch_size", batch_size)):
+        if value is not None:
+            settings[key] = value
+    record = train_pretrained_organism(
+        out, manifest=manifest, settings=ProbeTrainSettings(**settings), device=device,
+        eval_limit=eval_limit, overwrite=overwrite,
+        say=lambda line: click.echo(line, err=True))
+    m = record["metrics"]
+
+    def pct(key: str) -> str:
+        acc = m[key]["accuracy"]
+        return "-" if acc is None else f"{100 * acc:.1f}% (n={m[key]['n']})"
+
+    click.echo(f"unseen speakers {pct('unseen_speakers')}, seen speakers' test clips "
+               f"{pct('seen_speakers_test')}, unseen with every decoder MLP neuron zeroed "
+               f"{pct('unseen_speakers_mlp_zeroed')}; trained model in "
+               f"{Path(out) / 'checkpoint'}")
 
 
 @main.command()
