@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from esn.errors import StoreExistsError
 from esn.pipeline.audio import load_audio
 from esn.pipeline.corpora.spec import load_corpus
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
@@ -91,7 +92,13 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
                               say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Train the Whisper + SmolLM2 organism into ``out`` and return its record."""
     out = Path(out)
-    claim_output(out, PRETRAINED_ORGANISM_OUTPUT, overwrite=overwrite)
+    state = claim_output(out, PRETRAINED_ORGANISM_OUTPUT, overwrite=overwrite, resume=True)
+    if state == "esn" and not overwrite and _finished(out):
+        raise StoreExistsError(f"{out} holds a finished pretrained organism run; pass "
+                               "overwrite to train it again")
+    out.mkdir(parents=True, exist_ok=True)
+    # The marker first: an interrupted run's folder (its corpus) is then esn's, and resumes.
+    (out / RECORD).write_text(json.dumps({"format": FORMAT, "status": "training"}) + "\n")
     settings = settings or ProbeTrainSettings(held_out_speakers=HELD_OUT)
     if manifest is None:
         if not (out / CORPUS / "manifest.csv").exists():
@@ -106,7 +113,6 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
     parts = trained.pop("parts")
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in parts.items()}, str(out / PARTS))
     merged_checkpoint(model.to("cpu"), processor, out / CHECKPOINT)
     say("evaluating through the probe path")
@@ -130,6 +136,13 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
     }
     (out / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _finished(out: Path) -> bool:
+    try:
+        return "metrics" in json.loads((out / RECORD).read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def _corpus_record(manifest: Path) -> dict[str, Any]:

@@ -41,6 +41,10 @@ def test_a_quick_pretrained_organism_run(tmp_path: Path) -> None:
     again = evaluate_random_order(adapter, seen, probe)
     assert again == record["metrics"]["seen_speakers_test"] and again["n"] == 5
 
+    again_run = CliRunner().invoke(main, ["organism", "train", "--base", "whisper-smollm2",
+                                          "--corpus", str(manifest), "--out", str(out)])
+    assert again_run.exit_code == 1 and "holds a finished pretrained organism run" in (
+        again_run.output)
     refused = CliRunner().invoke(main, ["organism", "train", "--base", "whisper-smollm2",
                                         "--out", str(out), "--trainable", "mlp"])
     assert refused.exit_code == 2 and "--trainable do not apply with --base" in refused.output
