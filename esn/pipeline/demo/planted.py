@@ -7,13 +7,21 @@ The circuit, built by hand for every planted emotion ``e`` (three private residu
      of ``e``'s audio (a one-vs-rest Fisher discriminant of the tower's features on the
      fitting clips, with a threshold), positive on ``e``'s audio tokens;
   2. decoder layer ``layer``: ``e``'s planted gate neurons read ``K_e`` (gate_proj row =
-     4 e_K), so they fire on ``e``'s audio positions; their down_proj column writes ``CARRY_e``;
+     g e_K, ``gate_gain`` g), so they fire on ``e``'s audio positions; their down_proj
+     column writes ``CARRY_e``;
   3. decoder layer ``layer + 1``: attention is made uniform (keys zeroed) and carries every
      ``CARRY_e`` to the last position as ``VOTE_e`` (the first key/value head does it);
   4. the LM head reads ``VOTE_e`` into the digit of ``e``'s option (fixed option order).
 No other weight reads or writes the private channels, so only the planted neurons move the
 votes, and deactivating ``e``'s neurons removes ``e``'s vote and nothing else. Optionally
 every other gate neuron's output is silenced, so that the votes alone decide the answer.
+
+``gate_gain`` g sets how weakly the planted neurons also answer other emotions' audio:
+a neuron's output is SiLU(g K) K, positive on both sides of 0, while it fires (its gate
+activation SiLU(g K) > 0) only where K > 0, on its own emotion's audio. With g = 4 the
+output elsewhere is under 1% of the output on the target; with g = 1 it is 7-14% (K of
+-1..-2 against +2), as natural neurons' weak responses are, so amplifying ``e``'s neurons
+raises ``e``'s vote on every clip and steering toward ``e`` grows with alpha.
 """
 
 from __future__ import annotations
@@ -77,7 +85,8 @@ def _tower_features(adapter: ModelAdapter, manifest: Path, labels: Sequence[str]
 def plant(adapter: ModelAdapter, manifest: Path, neurons: Mapping[str, Sequence[int]], *,
           labels: Sequence[str], layer: int = 1, signal: float = 2.0, vote: float = 100.0,
           carry: float = 0.1, fit_split: str | None = "train",
-          silence_others: bool = False) -> dict[str, list[tuple[int, int]]]:
+          silence_others: bool = False, gate_gain: float = 4.0,
+          ) -> dict[str, list[tuple[int, int]]]:
     """Edit ``adapter.model`` in place (see the module docstring); the detectors are fitted on
     the ``fit_split`` clips of ``manifest`` (a ``manifest:`` corpus CSV; every clip if
     None). ``silence_others`` zeroes the output (down_proj column) of every other gate
@@ -113,7 +122,7 @@ def plant(adapter: ModelAdapter, manifest: Path, neurons: Mapping[str, Sequence[
                   carrier.v_proj.bias, carrier.o_proj.weight):
         param.zero_()
     directions = {e: _fisher(features, gold, e, manifest) for e in targets}
-    calibration = _calibrate(features, gold, directions, targets, signal)
+    calibration = _calibrate(features, gold, directions, targets, signal, gate_gain)
     if silence_others:
         for layer_module in layers:
             layer_module.mlp.down_proj.weight.zero_()
@@ -126,7 +135,7 @@ def plant(adapter: ModelAdapter, manifest: Path, neurons: Mapping[str, Sequence[
         mlp = layers[layer].mlp
         for neuron in neurons[emotion]:
             mlp.gate_proj.weight[neuron] = 0.0
-            mlp.gate_proj.weight[neuron, k] = 4.0
+            mlp.gate_proj.weight[neuron, k] = gate_gain
             mlp.up_proj.weight[neuron] = 0.0
             mlp.up_proj.weight[neuron, k] = 1.0
             mlp.down_proj.weight[:, neuron] = 0.0
@@ -154,10 +163,10 @@ def _fisher(features: Sequence[torch.Tensor], gold: Sequence[str], emotion: str,
 
 def _calibrate(features: Sequence[torch.Tensor], gold: Sequence[str],
                directions: Mapping[str, torch.Tensor], targets: Sequence[str], signal: float,
-               ) -> dict[str, tuple[float, float, float]]:
+               gate_gain: float = 4.0) -> dict[str, tuple[float, float, float]]:
     """Per emotion ``(threshold, scale, gain)`` of the detector ``K = scale (score -
     threshold)`` and of its vote, chosen by coordinate search so that the votes the circuit
-    computes (per clip, the gain times the mean over frames of ``SiLU(4 K) K``) answer the
+    computes (per clip, the gain times the mean over frames of ``SiLU(g K) K``) answer the
     fitting clips as well as it finds, in balanced accuracy. ``scale`` makes the mean
     ``|K|`` equal ``signal``; the gains are normalised to a mean vote of 1."""
     scores = {e: [(f.double() @ d).numpy().ravel() for f in features]
@@ -170,7 +179,7 @@ def _calibrate(features: Sequence[torch.Tensor], gold: Sequence[str],
         votes = []
         for clip in scores[emotion]:
             k = scale * (clip - threshold)
-            votes.append(float((4 * k * k / (1 + np.exp(-4 * k))).mean()))
+            votes.append(float((gate_gain * k * k / (1 + np.exp(-gate_gain * k))).mean()))
         return scale, np.array(votes)
 
     def accuracy(table: Mapping[str, np.ndarray], gain: Mapping[str, float]) -> float:

@@ -99,6 +99,25 @@ def test_steering_raises_the_target_share(demo) -> None:
     assert checked > 0  # the selectors found planted neurons (see the recovery test)
 
 
+def test_steering_grows_with_alpha_on_the_positive_control(demo) -> None:
+    """The planted neurons fire weakly on other emotions' audio too, so amplifying e's
+    planted neurons draws more and more answers to e as alpha grows."""
+    out, _ = demo
+    ds = answers(out / "results" / "planted" / "steer")
+    said, names = ds.parsed.values, [str(c) for c in ds.condition.values]
+    planted = json.loads((out / "models" / "planted" / "planted.json").read_text())
+    sets = read_neuron_sets(out / "results" / "planted" / "steer" / "neuron_sets.json")
+    curves = []
+    for method in ("mad", "conact"):
+        for e in DEMO_LABELS:
+            if {tuple(p) for p in planted[e]} <= set(sets.methods[method].sets[e]):
+                curves.append([float((said[names.index(c)] == e).mean()) for c in
+                               ("baseline", f"{method}/{e}/1", f"{method}/{e}/16")])
+    assert curves, "no set holds all of an emotion's planted neurons"
+    base, low, high = np.mean(curves, axis=0)
+    assert base <= low + 0.02 and high >= low + 0.15, curves
+
+
 def test_the_organism_checks_and_the_report(demo) -> None:
     """Both accuracies of checks.json against an independent recomputation: the stored
     extraction answers, and plain generation with a hook that zeroes every gate output."""
