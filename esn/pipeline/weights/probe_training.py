@@ -213,7 +213,8 @@ def train_to_probe(model: Any, processor: Any, manifest: str | Path, labels: Seq
     from peft import get_peft_model_state_dict
 
     parts = {f"language_model.{k}": v.detach().float().cpu().clone()
-             for k, v in get_peft_model_state_dict(lm).items()}
+             for k, v in get_peft_model_state_dict(
+                 lm, save_embedding_layers=False).items()}  # embeddings: the base's
     parts.update({f"multi_modal_projector.{k}": v.detach().float().cpu().clone()
                   for k, v in projector.state_dict().items()})
     model.model.language_model = lm.merge_and_unload()

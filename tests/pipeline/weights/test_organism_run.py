@@ -34,6 +34,8 @@ def test_a_quick_pretrained_organism_run(tmp_path: Path) -> None:
     parts = load_file(str(out / "parts.safetensors"))
     assert any(k.startswith("multi_modal_projector.") for k in parts)
     assert any("lora_A" in k for k in parts) and not any("mlp" in k for k in parts)
+    assert all("lora_" in k or "projector" in k for k in parts)  # no embeddings: a few MB
+    assert sum(v.numel() for v in parts.values()) < 3_000_000  # rank 16 on q/k/v/o: 2.1 M
     adapter = load_adapter(LoadOptions(model_id=str(out / "checkpoint")))
     labels = tuple(record["corpus"]["synth"]["emotions"])
     probe = Probe(labels=labels, option_order="random", seed=1, max_new_tokens=3)
