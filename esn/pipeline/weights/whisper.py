@@ -56,6 +56,18 @@ def _fused(variables: dict[str, np.ndarray], src: str, dsts: tuple[str, ...],
             out[f"{dst}.bias"] = b
 
 
+def _self_attention_and_ffn(v: dict[str, np.ndarray], src: str, dst: str,
+                            out: dict[str, np.ndarray]) -> None:
+    """What an encoder and a decoder layer share: self-attention, its norm, the MLP."""
+    _fused(v, f"{src}/self_attention/linear_0",
+           tuple(f"{dst}.self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj")), out)
+    _linear(v, f"{src}/self_attention/linear_1", f"{dst}.self_attn.out_proj", out)
+    _norm(v, f"{src}/self_attention/layer_norm", f"{dst}.self_attn_layer_norm", out)
+    _linear(v, f"{src}/ffn/linear_0", f"{dst}.fc1", out)
+    _linear(v, f"{src}/ffn/linear_1", f"{dst}.fc2", out)
+    _norm(v, f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm", out)
+
+
 def _layers(variables: dict[str, np.ndarray], side: str) -> int:
     pattern = re.compile(rf"{side}/layer_(\d+)/")
     return len({m.group(1) for k in variables if (m := pattern.match(k))})
@@ -68,14 +80,7 @@ def whisper_encoder_state_dict(model: CTranslate2Model) -> dict[str, np.ndarray]
         _linear(v, f"encoder/{conv}", conv, out)
     out["embed_positions.weight"] = v["encoder/position_encodings/encodings"]
     for i in range(_layers(v, "encoder")):
-        src, dst = f"encoder/layer_{i}", f"layers.{i}"
-        _fused(v, f"{src}/self_attention/linear_0",
-               tuple(f"{dst}.self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj")), out)
-        _linear(v, f"{src}/self_attention/linear_1", f"{dst}.self_attn.out_proj", out)
-        _norm(v, f"{src}/self_attention/layer_norm", f"{dst}.self_attn_layer_norm", out)
-        _linear(v, f"{src}/ffn/linear_0", f"{dst}.fc1", out)
-        _linear(v, f"{src}/ffn/linear_1", f"{dst}.fc2", out)
-        _norm(v, f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm", out)
+        _self_attention_and_ffn(v, f"encoder/layer_{i}", f"layers.{i}", out)
     _norm(v, "encoder/layer_norm", "layer_norm", out)
     return out
 
@@ -88,18 +93,12 @@ def whisper_state_dict(model: CTranslate2Model) -> dict[str, np.ndarray]:
     out["model.decoder.embed_positions.weight"] = v["decoder/position_encodings/encodings"]
     for i in range(_layers(v, "decoder")):
         src, dst = f"decoder/layer_{i}", f"model.decoder.layers.{i}"
-        _fused(v, f"{src}/self_attention/linear_0",
-               tuple(f"{dst}.self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj")), out)
-        _linear(v, f"{src}/self_attention/linear_1", f"{dst}.self_attn.out_proj", out)
-        _norm(v, f"{src}/self_attention/layer_norm", f"{dst}.self_attn_layer_norm", out)
+        _self_attention_and_ffn(v, src, dst, out)
         _linear(v, f"{src}/attention/linear_0", f"{dst}.encoder_attn.q_proj", out)
         _fused(v, f"{src}/attention/linear_1",
                (f"{dst}.encoder_attn.k_proj", f"{dst}.encoder_attn.v_proj"), out)
         _linear(v, f"{src}/attention/linear_2", f"{dst}.encoder_attn.out_proj", out)
         _norm(v, f"{src}/attention/layer_norm", f"{dst}.encoder_attn_layer_norm", out)
-        _linear(v, f"{src}/ffn/linear_0", f"{dst}.fc1", out)
-        _linear(v, f"{src}/ffn/linear_1", f"{dst}.fc2", out)
-        _norm(v, f"{src}/ffn/layer_norm", f"{dst}.final_layer_norm", out)
     _norm(v, "decoder/layer_norm", "model.decoder.layer_norm", out)
     return out
 
