@@ -34,6 +34,7 @@ import torch
 from esn.errors import RequestError
 from esn.pipeline.audio import load_audio
 from esn.pipeline.corpora.spec import load_corpus
+from esn.pipeline.models.base import ChatTemplateEncoder
 from esn.pipeline.probe import Probe
 
 __all__ = ["LORA_TARGETS", "ProbeTrainSettings", "apply_parts", "encode_audio",
@@ -147,6 +148,9 @@ def train_to_probe(model: Any, processor: Any, manifest: str | Path, labels: Seq
         p.requires_grad_(False)
     clips = _clips(manifest, "train", settings.limit, settings.held_out_speakers)
     tokenizer = processor.tokenizer
+    # The prompts exactly as esn's probes build them (the Qwen2-Audio adapter's encoder).
+    encode = ChatTemplateEncoder(processor=processor,
+                                 sample_rate=processor.feature_extractor.sampling_rate)
     encoder_probe = Probe(labels=tuple(labels), option_order="fixed")
     started = time.perf_counter()
     with torch.no_grad():
@@ -184,12 +188,7 @@ def train_to_probe(model: Any, processor: Any, manifest: str | Path, labels: Seq
             part = [clips[i] for i in batch]
             options = [tuple(rng.permutation(list(labels))) for _ in part]
             prompts = [encoder_probe.prompt(o) for o in options]
-            enc = processor.apply_chat_template(
-                [[{"role": "user", "content": [{"type": "audio", "audio": c.audio},
-                                               {"type": "text", "text": p}]}]
-                 for c, p in zip(part, prompts, strict=True)],
-                tokenize=True, add_generation_prompt=True, return_dict=True,
-                return_tensors="pt", processor_kwargs={"text_kwargs": {"padding": "longest"}})
+            enc = encode([c.audio for c in part], prompts)
             answers = torch.tensor([_answer_ids(tokenizer, o.index(c.emotion) + 1)
                                     for o, c in zip(options, part, strict=True)])
             ids = torch.cat([enc["input_ids"], answers], dim=1).to(device)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from esn.pipeline.models import LoadOptions, load_adapter
+from esn.pipeline.models.base import ChatTemplateEncoder
 from esn.pipeline.probe import Probe
 from esn.pipeline.synth import synthesize
 from esn.pipeline.weights.lalm import assemble_whisper_smollm2
@@ -38,12 +39,7 @@ def test_cached_audio_frames_give_the_models_own_input_embeddings() -> None:
     clips = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (16000, 24000)]
     probe = Probe(labels=LABELS)
     prompts = [probe.prompt(probe.options_for(f"u{i}")) for i in range(2)]
-    enc = dict(processor.apply_chat_template(
-        [[{"role": "user", "content": [{"type": "audio", "audio": a},
-                                       {"type": "text", "text": p}]}]
-         for a, p in zip(clips, prompts, strict=True)],
-        tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt",
-        processor_kwargs={"text_kwargs": {"padding": "longest"}}))
+    enc = ChatTemplateEncoder(processor=processor, sample_rate=16000)(clips, prompts)
     seen: dict[str, torch.Tensor] = {}
 
     def keep(module, args, kwargs):  # noqa: ANN001, ANN202
