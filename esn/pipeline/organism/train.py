@@ -363,16 +363,19 @@ def _test_clips(manifest: Path, probe: Probe) -> list[tuple[np.ndarray, str]]:
 
 
 def evaluate(adapter: ModelAdapter, clips: Sequence[tuple[np.ndarray, str]], probe: Probe,
-             *, batch_size: int = 32) -> dict[str, Any]:
+             *, batch_size: int = 32, ids: Sequence[str] | None = None) -> dict[str, Any]:
     """Accuracy and per-class recall of greedy answers to ``probe`` (``adapter.generate``,
-    ``probe.parse``) on ``(audio, emotion)`` pairs."""
+    ``probe.parse``) on ``(audio, emotion)`` pairs: each asked with the options in
+    ``probe.labels``' order, or with ``ids`` with ``probe.options_for(ids[i])`` (the study's
+    random order per item)."""
+    options = ([probe.labels] * len(clips) if ids is None
+               else [probe.options_for(i) for i in ids])
     said: list[str] = []
-    prompt = probe.prompt(probe.labels)
     for start in range(0, len(clips), batch_size):
-        chunk = clips[start:start + batch_size]
-        batch = adapter.build_batch([a for a, _ in chunk], [prompt] * len(chunk))
+        chunk, shown = clips[start:start + batch_size], options[start:start + batch_size]
+        batch = adapter.build_batch([a for a, _ in chunk], [probe.prompt(o) for o in shown])
         answers = adapter.generate(batch, probe.max_new_tokens)
-        said.extend(probe.parse(a, probe.labels) for a in answers)
+        said.extend(probe.parse(a, o) for a, o in zip(answers, shown, strict=True))
     gold = [e for _, e in clips]
     hits = [s == g for s, g in zip(said, gold, strict=True)]
     recall = {e: round(float(np.mean([h for h, g in zip(hits, gold, strict=True) if g == e])), 4)

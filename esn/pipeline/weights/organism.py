@@ -28,7 +28,7 @@ from esn.errors import StoreExistsError
 from esn.pipeline.audio import load_audio
 from esn.pipeline.corpora.spec import load_corpus
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
-from esn.pipeline.organism.train import mlp_zeroed
+from esn.pipeline.organism.train import evaluate, mlp_zeroed
 from esn.pipeline.probe import Probe
 from esn.pipeline.synth.corpus import synthesize
 from esn.pipeline.weights.lalm import assemble_whisper_smollm2
@@ -59,21 +59,13 @@ PRETRAINED_ORGANISM_OUTPUT = OutputKind(
 
 def evaluate_random_order(adapter: ModelAdapter, clips: Sequence[tuple[str, np.ndarray, str]],
                           probe: Probe, *, batch_size: int = 32) -> dict[str, Any]:
-    """Accuracy and per-class recall on ``(id, audio, emotion)`` items, each asked with
-    ``probe.options_for(id)`` (the study's random option order)."""
-    hits: list[bool] = []
-    for start in range(0, len(clips), batch_size):
-        chunk = clips[start:start + batch_size]
-        options = [probe.options_for(i) for i, _, _ in chunk]
-        batch = adapter.build_batch([a for _, a, _ in chunk], [probe.prompt(o) for o in options])
-        answers = adapter.generate(batch, probe.max_new_tokens)
-        hits += [probe.parse(a, o) == e
-                 for a, o, (_, _, e) in zip(answers, options, chunk, strict=True)]
-    gold = [e for _, _, e in clips]
-    recall = {e: round(float(np.mean([h for h, g in zip(hits, gold, strict=True) if g == e])), 4)
-              for e in probe.labels if e in gold}
-    return {"accuracy": round(float(np.mean(hits)), 4) if hits else None, "n": len(hits),
-            "recall": recall}
+    """Accuracy (``None`` without items), ``n`` and per-class recall on ``(id, audio,
+    emotion)`` items, each asked with ``probe.options_for(id)`` (the study's random order)."""
+    if not clips:
+        return {"accuracy": None, "n": 0, "recall": {}}
+    result = evaluate(adapter, [(a, e) for _, a, e in clips], probe, batch_size=batch_size,
+                      ids=[i for i, _, _ in clips])
+    return {**result, "n": len(clips)}
 
 
 def _items(manifest: Path, keep: Callable[[Any], bool],
