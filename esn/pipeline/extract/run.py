@@ -275,14 +275,14 @@ def extract_into(
     clock = _Stages()
     feature_stream = torch.cuda.Stream(adapter.device) if adapter.device.type == "cuda" else None
     workers = batch_workers_for(adapter, batch_workers) if tasks else 0
-    encoder = adapter.batch_encoder()
+    encoder = adapter.batch_encoder() if workers else None
     # Batches built ahead: one on the batch thread, or one per encoder process and one more.
     depth = 1 + workers
     start_time = time.perf_counter()
     done = 0
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="esn-audio") as audio_pool, \
             ThreadPoolExecutor(max_workers=depth, thread_name_prefix="esn-batches") as batch_pool, \
-            (EncoderPool(encoder, workers) if workers and encoder is not None
+            (EncoderPool(encoder, workers) if encoder is not None
              else contextlib.nullcontext()) as encoders, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="esn-assembly") as assembly, \
             ChunkWriter(store) as writer, stats.attached(), capture.attached(), \
