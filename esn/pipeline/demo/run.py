@@ -33,6 +33,7 @@ import datetime
 import fnmatch
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,7 +108,10 @@ class DemoOptions:
     out: Path
     per_emotion_per_speaker: int = 12
     speakers: int = 4
+    #: ``organism`` (esn-organism), ``planted`` (its positive control) or any model id a
+    #: command takes (``esn-whisper-smollm2``, a checkpoint directory...).
     models: tuple[str, ...] = (ORGANISM, PLANTED)
+    device: str = "cpu"
     fraction: float = 0.02
     fractions: tuple[float, ...] = (0.01, 0.02, 0.05)
     alphas: tuple[float, ...] = (1.0, 4.0, 16.0)
@@ -121,10 +125,9 @@ class DemoOptions:
     corpus_seed: int = 1
 
     def __post_init__(self) -> None:
-        unknown = set(self.models) - {ORGANISM, PLANTED}
-        if unknown or not self.models:
-            raise RequestError(f"demo models are {ORGANISM!r} and {PLANTED!r}, got "
-                               f"{sorted(unknown) or 'none'}")
+        if not self.models or len(set(map(model_slug, self.models))) != len(self.models):
+            raise RequestError(f"the demo needs one or more distinct models, got "
+                               f"{list(self.models)}")
         if self.fraction not in self.fractions:
             raise RequestError(f"the main fraction {self.fraction} must be one of the swept "
                                f"fractions {list(self.fractions)}")
@@ -150,30 +153,34 @@ def run_demo(options: DemoOptions, *, say: Say = print) -> Path:
     if not (corpus / "manifest.csv").exists():
         step("synthesizing emotional speech")
         trained_on = organism_record()["corpus"]["synth"]
-        if options.corpus_seed == trained_on["seed"]:
-            raise RequestError(f"corpus seed {options.corpus_seed} is the seed of the "
-                               "organism's training corpus; choose another")
+        if options.corpus_seed in _training_seeds(options.models):
+            raise RequestError(f"corpus seed {options.corpus_seed} is the seed of a demo "
+                               "model's training corpus; choose another")
         synthesize(corpus, per_emotion_per_speaker=options.per_emotion_per_speaker,
                    speakers=options.speakers, seed=options.corpus_seed, test_every=2,
                    jitter=float(trained_on["jitter"]))
     manifests = split_speaker_groups(corpus / "manifest.csv")
     folders: list[Path] = []
     for name in options.models:
-        model_id, adapter = _model(name, out, manifests["a"], step)
+        model_id, adapter = _model(name, out, manifests["a"], options.device, step)
+        slug = model_slug(name)
         stores = {}
         for group, manifest in manifests.items():
-            stores[group] = out / "stores" / f"{name}-{group}.zarr"
-            step(f"{name}: extracting speaker group {group}")
-            extract(ExtractRequest(model=LoadOptions(model_id=model_id),
+            stores[group] = out / "stores" / f"{slug}-{group}.zarr"
+            step(f"{slug}: extracting speaker group {group}")
+            extract(ExtractRequest(model=LoadOptions(model_id=model_id, device=options.device),
                                    corpus=f"manifest:{manifest}", out=str(stores[group]),
-                                   checkpoint_layers=(0,), option_order="fixed",
+                                   checkpoint_layers=(0,), option_order=_option_order(name),
                                    max_new_tokens=2, batch_size=options.batch_size,
                                    utterance_chunk=64), adapter=adapter)
-        folders += _study(name, adapter, stores, out, options, step)
+        folders += _study(slug, adapter, stores, out, options, step)
     step("writing the report")
-    html = build_report(folders, out / "report", title="esn demo: model organism and "
-                        "positive control on synthetic emotional speech",
-                        n_boot=options.n_boot, seed=options.seed)
+    title = ("esn demo: model organism and positive control on synthetic emotional speech"
+             if set(options.models) == {ORGANISM, PLANTED} else
+             f"esn demo: {', '.join(map(model_slug, options.models))} on synthetic "
+             "emotional speech")
+    html = build_report(folders, out / "report", title=title, n_boot=options.n_boot,
+                        seed=options.seed)
     step(f"done: {html}")
     return html
 
@@ -211,11 +218,42 @@ def split_speaker_groups(manifest: Path) -> dict[str, Path]:
     return paths
 
 
-def _model(name: str, out: Path, manifest: Path, step: Say) -> tuple[str, ModelAdapter]:
+def model_slug(name: str) -> str:
+    """The name of a demo model's stores, sets and results: ``organism``, ``planted``, or
+    the model id's last two path parts with anything but ``[A-Za-z0-9._-]`` made ``-``."""
+    if name in (ORGANISM, PLANTED):
+        return name
+    tail = "-".join(Path(name.rstrip("/")).parts[-2:]) if "/" in name else name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip("-") or "model"
+
+
+def _option_order(name: str) -> str:
+    """esn-organism (and its control) was trained with the options in a fixed order; any
+    other model is asked as the study asks: a seeded random order per item."""
+    return "fixed" if name in (ORGANISM, PLANTED) else "random"
+
+
+def _training_seeds(models: tuple[str, ...]) -> set[int]:
+    """Synth seeds of the demo models' training corpora, where their records say."""
+    seeds = set()
+    if {ORGANISM, PLANTED} & set(models):
+        seeds.add(int(organism_record()["corpus"]["synth"]["seed"]))
+    from esn.pipeline.weights.builtin import PRETRAINED_ID, pretrained_record
+
+    if PRETRAINED_ID in models:
+        seeds.add(int(pretrained_record()["corpus"]["synth"]["seed"]))
+    return seeds
+
+
+def _model(name: str, out: Path, manifest: Path, device: str,
+           step: Say) -> tuple[str, ModelAdapter]:
     """The model id recorded in the stores, and the loaded adapter."""
+    if name not in (ORGANISM, PLANTED):
+        step(f"loading {name}")
+        return name, load_adapter(LoadOptions(model_id=name, device=device))
     if name == ORGANISM:
         step("loading the model organism (esn-organism)")
-        return "esn-organism", load_adapter(LoadOptions(model_id="esn-organism"))
+        return "esn-organism", load_adapter(LoadOptions(model_id="esn-organism", device=device))
     folder = out / "models" / PLANTED
     if not (folder / "config.json").exists():
         step("planting emotion circuits in a copy of the organism (the positive control)")
@@ -229,7 +267,7 @@ def _model(name: str, out: Path, manifest: Path, step: Say) -> tuple[str, ModelA
         (folder / "planted.json").write_text(json.dumps(
             {e: [list(p) for p in pairs] for e, pairs in circuits.items()}, indent=1))
     step("loading the positive control")
-    return str(folder), load_adapter(LoadOptions(model_id=str(folder)))
+    return str(folder), load_adapter(LoadOptions(model_id=str(folder), device=device))
 
 
 def _select(store: Path, path: Path, fraction: float, id_size: int | None,

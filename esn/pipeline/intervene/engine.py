@@ -4,16 +4,16 @@
 intervened layer (the baseline uses the last checkpoint), rerun the remaining layers for
 many (condition, item) pairs per pass, each row with its own intervention, and take the
 first token. It is the whole answer when it ends the sequence or ``max_new_tokens`` is 1.
-When it is a digit (or blank), the answer is fixed only once the run of digits has ended
-(``esn.pipeline.probe.decided_answer``): those rows decode on greedily from the layer-0
-checkpoint (``replay_greedy``) until the parse is fixed or the answer complete, at most
-``max_new_tokens``. Every other item, and every item of a store without a layer-0 checkpoint
-whose first token does not end it, goes to ``full``: decode the audio, build the batch, and
-generate with the intervention. Either way the parse is that of the full answer.
-Items whose stored answer (at extraction) opens with a digit or is empty start straight
-from the layer-0 checkpoint when it exists, since they would decode on anyway.
-``engine="auto"`` does exactly that; ``"replay"`` refuses conditions it cannot replay;
-``"full"`` never replays.
+Otherwise, with a layer-0 checkpoint, those rows decode on greedily from it
+(``replay_greedy``, a KV cache) until the parse is fixed (``esn.pipeline.probe.
+decided_answer``: an option number whose run of digits has ended) or the answer is complete
+(end of sequence, or ``max_new_tokens``): a word such as ``"sad"`` decodes to the end,
+since a later digit would win. Without a layer-0 checkpoint such items go to ``full``:
+decode the audio, build the batch, and generate with the intervention. Either way the parse
+is that of the full answer. Items whose stored answer (at extraction) took more than one
+token, opens with a digit or is empty start straight from the layer-0 checkpoint when it
+exists, since they would decode on anyway. ``engine="auto"`` does exactly that;
+``"replay"`` refuses conditions it cannot replay; ``"full"`` never replays.
 """
 
 from __future__ import annotations
@@ -109,11 +109,12 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             report: Callable[[], None]) -> None:
     layout = store.layout
     stops = stop_token_ids(adapter)
-    # An item answered with digits (or nothing) at extraction will most likely need decoding
-    # on under an intervention too ("2" may go on to "23"): its pairs start straight from
-    # the layer-0 checkpoint, which gives the first token as well, instead of replaying the
-    # first token from layer c and then every layer again.
-    straight = probe.max_new_tokens > 1 and 0 in layout.checkpoint_layers
+    # An item answered with digits (or nothing, or more than one token) at extraction will
+    # most likely need decoding on under an intervention too ("2" may go on to "23", "s" to
+    # "sad"): its pairs start straight from the layer-0 checkpoint, which gives the first
+    # token as well, instead of replaying the first token from layer c and then every
+    # layer again.
+    decodes_on = probe.max_new_tokens > 1 and 0 in layout.checkpoint_layers
     stored = store.metadata("raw_answer")
     by_chunk: dict[int, list[int]] = defaultdict(list)
     for position, item in enumerate(items):
@@ -124,7 +125,7 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
         going_on: list[tuple[int, int]] = []  # (condition, item position) to decode on
         by_layer: dict[int, list[tuple[int, int]]] = defaultdict(list)
         straight_here = {p for p in positions
-                         if straight and _undecided(str(stored[items[p]])[:1])}
+                         if decodes_on and _goes_on(adapter, str(stored[items[p]]))}
         starts_straight = [p for p in positions if p in straight_here]
         replays_first = [p for p in positions if p not in straight_here]
         for c in replayable:
@@ -148,7 +149,7 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
                         raw[c, p] = text
                         parsed[c, p] = probe.parse(text, tuple(options[items[p]]))
                         used[c, p] = "replay"
-                    elif _undecided(text) and 0 in layout.checkpoint_layers:
+                    elif decodes_on:
                         going_on.append((c, p))
                     else:
                         pending[c].append(p)
@@ -156,7 +157,7 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
         for first in range(0, len(going_on), batch_size):
             part = going_on[first:first + batch_size]
             _decode_on(adapter, saved, layout.checkpoint_layers, chunk * layout.utterance_chunk,
-                       items, conditions, part, options, probe, raw, parsed, used, pending)
+                       items, conditions, part, options, probe, raw, parsed, used)
             report()
 
 
@@ -166,28 +167,32 @@ def _undecided(text: str) -> bool:
     return text == "" or is_ascii_digits(text)
 
 
+def _goes_on(adapter: ModelAdapter, answer: str) -> bool:
+    """Whether a stored answer went on past its first token: empty, opening with a digit,
+    or more than one token long."""
+    if _undecided(answer[:1]):
+        return True
+    return len(adapter.tokenizer.encode(answer, add_special_tokens=False)) > 1
+
+
 def _decode_on(adapter: ModelAdapter, saved: CheckpointChunk, checkpoint_layers: Sequence[int],
                offset: int, items: Sequence[int], conditions: Sequence[Condition],
                part: list[tuple[int, int]], options: np.ndarray, probe: Probe,
-               raw: np.ndarray, parsed: np.ndarray, used: np.ndarray,
-               pending: dict[int, list[int]]) -> None:
+               raw: np.ndarray, parsed: np.ndarray, used: np.ndarray) -> None:
     """Greedy decoding from the layer-0 checkpoint for ``part`` (condition, item position)
-    until each answer's parse is fixed or the answer complete; the others go to ``pending``."""
+    until each answer's parse is fixed or the answer complete."""
     inputs = ReplayInputs.from_checkpoints(saved, checkpoint_layers, 0,
                                            [items[p] - offset for _, p in part])
     choices = [tuple(options[items[p]]) for _, p in part]
 
     def enough(row: int, text: str) -> bool:
-        return not _undecided(text) or decided_answer(text, choices[row]) is not None
+        return decided_answer(text, choices[row]) is not None
 
     decoded = replay_greedy(adapter, inputs, [conditions[c].intervention_for(p) for c, p in part],
                             probe.max_new_tokens, enough)
     for (c, p), row, choice in zip(part, decoded, choices, strict=True):
         text = adapter.decode(torch.tensor(row.token_ids, dtype=torch.long))
-        fixed = decided_answer(text, choice)
-        if fixed is None and not row.complete:
-            pending[c].append(p)  # the run of digits ended outside the options: in full
-            continue
+        fixed = decided_answer(text, choice)  # None: complete, and the parse is the text's
         raw[c, p] = text
         parsed[c, p] = fixed if fixed is not None else probe.parse(text, choice)
         used[c, p] = "replay"

@@ -1,7 +1,9 @@
 """Model families by name and by checkpoint ``model_type``, and ``load_adapter``.
 
 A model id is a built-in tiny id (``TINY_MODELS``), ``esn-organism`` (the trained model
-organism shipped with esn, ``esn.pipeline.organism``), a Hugging Face hub id (read from the
+organism shipped with esn, ``esn.pipeline.organism``), ``esn-whisper-smollm2`` (the
+pretrained organism: its trained parts ship with esn, its base weights come from registry
+packages; ``esn.pipeline.weights.builtin``), a Hugging Face hub id (read from the
 local cache when ``HF_HUB_OFFLINE=1``) or a local directory. Its family comes from the
 ``model_type`` in its ``config.json``, read as plain JSON so that no remote code runs before
 the family's adapter has checked ``trust_remote_code``.
@@ -9,6 +11,7 @@ the family's adapter has checked ``trust_remote_code``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -52,6 +55,8 @@ def load_adapter(options: LoadOptions) -> ModelAdapter:
         return _load_tiny(options, tiny.family)
     if options.model_id == _organism().ORGANISM_ID:
         return _load_organism(options)
+    if options.model_id == _builtin().PRETRAINED_ID:
+        return _load_pretrained_organism(options)
     family, commit_hash = resolve_family(options.model_id, revision=options.revision)
     adapter_cls = ADAPTERS[family]
     try:
@@ -70,6 +75,8 @@ def resolve_family(model_id: str, *, revision: str | None = None) -> tuple[str, 
         return TINY_MODELS[model_id].family, None
     if model_id == _organism().ORGANISM_ID:
         return QwenOmniAdapter.family, None
+    if model_id == _builtin().PRETRAINED_ID:
+        return Qwen2AudioAdapter.family, None
     config, commit_hash = _read_config(model_id, revision)
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
@@ -149,3 +156,24 @@ def _load_organism(options: LoadOptions) -> ModelAdapter:
     info = model_info(options, model, family=QwenOmniAdapter.family,
                       revision=organism.organism_revision())
     return QwenOmniAdapter(model, processor, info)
+
+
+def _builtin() -> Any:
+    from esn.pipeline.weights import builtin
+
+    return builtin
+
+
+def _load_pretrained_organism(options: LoadOptions) -> ModelAdapter:
+    """``esn-whisper-smollm2``: its checkpoint directory (built once in the cache) loaded as
+    a user's Qwen2-Audio checkpoint; the store records the id and the parts' digest."""
+    builtin = _builtin()
+    folder = builtin.pretrained_checkpoint()
+    try:
+        adapter = Qwen2AudioAdapter.from_pretrained(
+            dataclasses.replace(options, model_id=str(folder)), commit_hash=None)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"cannot load {builtin.PRETRAINED_ID} from {folder}: {err}") from err
+    adapter.info = dataclasses.replace(adapter.info, id=builtin.PRETRAINED_ID,
+                                       revision=builtin.pretrained_revision())
+    return adapter

@@ -363,11 +363,12 @@ def _test_clips(manifest: Path, probe: Probe) -> list[tuple[np.ndarray, str]]:
 
 
 def evaluate(adapter: ModelAdapter, clips: Sequence[tuple[np.ndarray, str]], probe: Probe,
-             *, batch_size: int = 32, ids: Sequence[str] | None = None) -> dict[str, Any]:
+             *, batch_size: int = 32, ids: Sequence[str] | None = None,
+             keep_answers: bool = False) -> dict[str, Any]:
     """Accuracy and per-class recall of greedy answers to ``probe`` (``adapter.generate``,
     ``probe.parse``) on ``(audio, emotion)`` pairs: each asked with the options in
     ``probe.labels``' order, or with ``ids`` with ``probe.options_for(ids[i])`` (the study's
-    random order per item)."""
+    random order per item). ``keep_answers``: also the parsed answer per item."""
     options = ([probe.labels] * len(clips) if ids is None
                else [probe.options_for(i) for i in ids])
     said: list[str] = []
@@ -380,7 +381,10 @@ def evaluate(adapter: ModelAdapter, clips: Sequence[tuple[np.ndarray, str]], pro
     hits = [s == g for s, g in zip(said, gold, strict=True)]
     recall = {e: round(float(np.mean([h for h, g in zip(hits, gold, strict=True) if g == e])), 4)
               for e in probe.labels if e in gold}
-    return {"accuracy": round(float(np.mean(hits)), 4), "recall": recall}
+    result: dict[str, Any] = {"accuracy": round(float(np.mean(hits)), 4), "recall": recall}
+    if keep_answers:
+        result["answers"] = said
+    return result
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@ is saved.
 
 The run folder holds ``corpus/`` (an ``esn synth`` corpus unless one is given),
 ``checkpoint/`` (the trained model, LoRA merged: ``esn extract --model DIR/checkpoint``),
-``parts.safetensors`` (the trained parts alone: projector and LoRA matrices, float32) and
+``parts.safetensors`` (the trained parts alone: projector and LoRA matrices, bfloat16; the
+checkpoint is rebuilt from them, so it is exactly what the parts give) and
 ``record.json`` (settings, corpus, seed, the sha256 of the base weights' packages, the
 training log and the metrics). Accuracy is measured with the study's probe, the options in
 a seeded random order per item, through ``adapter.generate`` and ``Probe.parse``: on the
@@ -35,6 +36,7 @@ from esn.pipeline.weights.lalm import assemble_whisper_smollm2
 from esn.pipeline.weights.packages import SMOLLM2, WHISPER_BASE, file_digest
 from esn.pipeline.weights.probe_training import (
     ProbeTrainSettings,
+    apply_parts,
     merged_checkpoint,
     train_to_probe,
 )
@@ -46,6 +48,12 @@ FORMAT = "esn-pretrained-organism"
 RECORD, PARTS, CHECKPOINT, CORPUS = "record.json", "parts.safetensors", "checkpoint", "corpus"
 #: The corpus the run synthesizes when none is given: 60 clips per emotion and speaker,
 #: every 4th a test clip; speaker spk3 never trained on.
+#: The probe accuracy is measured with (``Probe``): the study's random option order.
+#: Six new tokens reach the number of a ``label-digit`` answer ("surprise, 2").
+EVAL_PROBE: dict[str, Any] = {"option_order": "random", "seed": 1, "max_new_tokens": 6}
+#: Balanced unseen-speaker clips whose answers the record keeps, so that a CPU run can
+#: check the shipped parts reproduce them (tests/pipeline/weights/test_builtin.py).
+REPRODUCE = 40
 SYNTH: dict[str, Any] = {"per_emotion_per_speaker": 60, "speakers": 4, "seed": 0,
                          "jitter": 0.4, "test_every": 4}
 HELD_OUT = ("spk3",)
@@ -58,14 +66,17 @@ PRETRAINED_ORGANISM_OUTPUT = OutputKind(
 
 
 def evaluate_random_order(adapter: ModelAdapter, clips: Sequence[tuple[str, np.ndarray, str]],
-                          probe: Probe, *, batch_size: int = 32) -> dict[str, Any]:
+                          probe: Probe, *, batch_size: int = 32,
+                          keep_answers: bool = False) -> dict[str, Any]:
     """Accuracy (``None`` without items), ``n`` and per-class recall on ``(id, audio,
-    emotion)`` items, each asked with ``probe.options_for(id)`` (the study's random order)."""
+    emotion)`` items, each asked with ``probe.options_for(id)`` (the study's random order);
+    ``keep_answers``: also the item ids and the parsed answers."""
     if not clips:
         return {"accuracy": None, "n": 0, "recall": {}}
+    ids = [i for i, _, _ in clips]
     result = evaluate(adapter, [(a, e) for _, a, e in clips], probe, batch_size=batch_size,
-                      ids=[i for i, _, _ in clips])
-    return {**result, "n": len(clips)}
+                      ids=ids, keep_answers=keep_answers)
+    return {**result, "n": len(clips), **({"ids": ids} if keep_answers else {})}
 
 
 def _items(manifest: Path, keep: Callable[[Any], bool],
@@ -102,14 +113,19 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
     started = time.perf_counter()
     model, processor = assemble_whisper_smollm2(seed=settings.seed)
     trained = train_to_probe(model, processor, manifest, labels, settings, device=device, say=say)
-    parts = trained.pop("parts")
+    # What ships is bfloat16 (a few MB); the checkpoint evaluated here is built from exactly
+    # those parts, as the built-in id builds it.
+    parts = {k: v.to(torch.bfloat16).contiguous() for k, v in trained.pop("parts").items()}
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in parts.items()}, str(out / PARTS))
-    merged_checkpoint(model.to("cpu"), processor, out / CHECKPOINT)
+    save_file(parts, str(out / PARTS))
+    del model
+    model = apply_parts(assemble_whisper_smollm2(seed=settings.seed)[0],
+                        {k: v.float() for k, v in parts.items()}, settings)
+    merged_checkpoint(model, processor, out / CHECKPOINT)
     say("evaluating through the probe path")
     adapter = load_adapter(LoadOptions(model_id=str(out / CHECKPOINT), device=device))
-    probe = Probe(labels=labels, option_order="random", seed=1, max_new_tokens=3)
+    probe = Probe(labels=labels, **EVAL_PROBE)
     held = set(settings.held_out_speakers)
     unseen = _items(manifest, lambda u: (u.speaker or "") in held, eval_limit)
     seen = _items(manifest, lambda u: (u.speaker or "") not in held and u.split == "test",
@@ -118,6 +134,9 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
                "seen_speakers_test": evaluate_random_order(adapter, seen, probe)}
     with mlp_zeroed(adapter):
         metrics["unseen_speakers_mlp_zeroed"] = evaluate_random_order(adapter, unseen, probe)
+    metrics["reproduce"] = evaluate_random_order(
+        adapter, _items(manifest, lambda u: (u.speaker or "") in held, REPRODUCE), probe,
+        keep_answers=True)
     record = {
         "format": FORMAT, "version": 1, "base": "whisper-base + smollm2-135m-instruct",
         "settings": dataclasses.asdict(settings), "corpus": _corpus_record(manifest),

@@ -10,7 +10,8 @@ forward computes them: ``encode_audio``) is computed once; a step builds the pro
 the processor (the probe's question with the options in a fresh random order per item and
 epoch), embeds it, puts the projected audio frames at the audio tokens (``prompt_embeds``,
 checked equal to the model's own merge in the tests), appends the answer (the gold option's
-digit, then ``<|im_end|>``) and takes the cross-entropy on those two tokens only. AdamW,
+digit, or the emotion's name and the digit, then ``<|im_end|>``) and takes the
+cross-entropy on the answer's tokens only. AdamW,
 linear warm-up then cosine decay, bf16 autocast on a GPU.
 
 ``merged_checkpoint`` folds the LoRA weights into the base (W + alpha/r B A) and writes an
@@ -45,6 +46,9 @@ LORA_TARGETS = {"attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
                         "down_proj")}
 
 
+ANSWERS = ("digit", "label-digit")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ProbeTrainSettings:
     """What trains and how (defaults: the measured-feasible recipe of issue 14)."""
@@ -57,6 +61,15 @@ class ProbeTrainSettings:
     rank: int = 16
     alpha: int = 32
     warmup_fraction: float = 0.05
+    #: Weight of an L1 penalty on the decoder's gate activations (mean |act_fn(gate_proj x)|
+    #: over the prompt's positions and every neuron, summed over layers): 0 for the plain
+    #: organisms; > 0 asks the decision to rest on few neurons (the "designed to localise"
+    #: organism, reported as such).
+    gate_l1: float = 0.0
+    #: What the model learns to answer: ``digit`` (the gold option's number) or
+    #: ``label-digit`` (the emotion's name, then its number: ``"sad, 4"``; the probe's parse
+    #: takes the number, or the name when the answer stops before it).
+    answer: str = "digit"
     seed: int = 0
     limit: int | None = None  # at most this many training clips (smoke tests)
     held_out_speakers: tuple[str, ...] = ()  # never trained on (the unseen-speaker test)
@@ -65,6 +78,10 @@ class ProbeTrainSettings:
         if self.variant not in LORA_TARGETS:
             raise RequestError(f"variant must be one of {sorted(LORA_TARGETS)}, "
                                f"got {self.variant!r}")
+        if self.answer not in ANSWERS:
+            raise RequestError(f"answer must be one of {list(ANSWERS)}, got {self.answer!r}")
+        if self.gate_l1 < 0:
+            raise RequestError(f"gate_l1 must be >= 0, got {self.gate_l1}")
 
 
 def encode_audio(model: Any, encoded: dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -117,11 +134,26 @@ def _clips(manifest: str | Path, split: str, limit: int | None,
     return [_Clip(u.id, u.emotion, load_audio(u.path)) for u in items]
 
 
-def _answer_ids(tokenizer: Any, digit: int) -> list[int]:
-    ids = tokenizer(f"{digit}<|im_end|>", add_special_tokens=False)["input_ids"]
-    if len(ids) != 2:
-        raise RuntimeError(f"the answer '{digit}<|im_end|>' is {len(ids)} tokens, not 2")
-    return list(ids)
+def answer_text(answer: str, label: str, digit: int) -> str:
+    """The trained answer to an item whose gold option is number ``digit`` (``label``)."""
+    return f"{digit}" if answer == "digit" else f"{label}, {digit}"
+
+
+def _answer_ids(tokenizer: Any, text: str) -> list[int]:
+    ids = list(tokenizer(f"{text}<|im_end|>", add_special_tokens=False)["input_ids"])
+    if len(ids) < 2:
+        raise RuntimeError(f"the answer {text!r} tokenizes to {ids}")
+    return ids
+
+
+def _answers(tokenizer: Any, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, mask)`` of the answers, right-padded: the loss reads the mask's tokens."""
+    rows = [_answer_ids(tokenizer, t) for t in texts]
+    width = max(map(len, rows))
+    pad = int(tokenizer.pad_token_id)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return ids, mask
 
 
 def _schedule(total: int, warmup: int) -> Any:
@@ -177,8 +209,13 @@ def train_to_probe(model: Any, processor: Any, manifest: str | Path, labels: Seq
     total = steps_per_epoch * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, _schedule(total, max(1, int(settings.warmup_fraction * total))))
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda")
+    on_gpu = device.startswith("cuda")
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if on_gpu
                 else contextlib.nullcontext())
+    # Only the prompt's ids are used (the audio frames are cached); on a GPU the features
+    # the processor computes anyway take its torch STFT instead of numpy's.
+    feature_device = device if on_gpu else "cpu"
+    gates = _GateActivations(lm) if settings.gate_l1 > 0 else None
     log: list[dict[str, float]] = []
     model.train()
     for epoch in range(settings.epochs):
@@ -188,19 +225,25 @@ def train_to_probe(model: Any, processor: Any, manifest: str | Path, labels: Seq
             part = [clips[i] for i in batch]
             options = [tuple(rng.permutation(list(labels))) for _ in part]
             prompts = [encoder_probe.prompt(o) for o in options]
-            enc = encode([c.audio for c in part], prompts)
-            answers = torch.tensor([_answer_ids(tokenizer, o.index(c.emotion) + 1)
-                                    for o, c in zip(options, part, strict=True)])
+            enc = encode([c.audio for c in part], prompts, feature_device=feature_device)
+            answers, answered = _answers(tokenizer, [
+                answer_text(settings.answer, c.emotion, o.index(c.emotion) + 1)
+                for o, c in zip(options, part, strict=True)])
+            width = answers.shape[1]
             ids = torch.cat([enc["input_ids"], answers], dim=1).to(device)
-            attention = torch.cat([enc["attention_mask"], torch.ones_like(answers)], 1).to(device)
+            attention = torch.cat([enc["attention_mask"], answered], 1).to(device)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)  # as esn's probes give them
             with autocast:
                 embeds = prompt_embeds(model, ids, [_frames(c).to(device) for c in part])
                 hidden = lm(inputs_embeds=embeds, attention_mask=attention,
                             position_ids=positions).last_hidden_state
-                logits = model.lm_head(hidden[:, -3:-1]).float()  # predict the two answer tokens
+                # The answer's tokens, each predicted from the position before it.
+                logits = model.lm_head(hidden[:, -width - 1:-1]).float()
+            target = ids[:, -width:].masked_fill(answered.to(device) == 0, -100)
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                     ids[:, -2:].reshape(-1))
+                                                     target.reshape(-1), ignore_index=-100)
+            if gates is not None:
+                loss = loss + settings.gate_l1 * gates.l1(attention[:, :-width])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -209,6 +252,8 @@ def train_to_probe(model: Any, processor: Any, manifest: str | Path, labels: Seq
         log.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
         say(f"epoch {epoch + 1}/{settings.epochs}: loss {log[-1]['loss']:.3f}")
     model.eval()
+    if gates is not None:
+        gates.remove()
     from peft import get_peft_model_state_dict
 
     parts = {f"language_model.{k}": v.detach().float().cpu().clone()
@@ -240,6 +285,35 @@ def apply_parts(model: Any, parts: dict[str, torch.Tensor], settings: ProbeTrain
         raise RuntimeError(f"trained parts hold unknown LoRA keys {unexpected[:3]}")
     model.model.language_model = lm.merge_and_unload()
     return model.eval()
+
+
+class _GateActivations:
+    """Forward hooks on every decoder layer's ``mlp.act_fn`` that keep its output (the gate
+    activations esn's neurons are) for one step's sparsity penalty."""
+
+    def __init__(self, lm: Any) -> None:
+        self.outputs: list[torch.Tensor] = []
+        self.handles = [module.act_fn.register_forward_hook(self._keep)
+                        for name, module in lm.named_modules() if name.endswith(".mlp")]
+        if not self.handles:
+            raise RuntimeError("no decoder MLPs found for the gate penalty")
+
+    def _keep(self, _module: Any, _inputs: Any, output: torch.Tensor) -> None:
+        self.outputs.append(output)
+
+    def l1(self, mask: torch.Tensor) -> torch.Tensor:
+        """Per layer the mean |activation| over the first ``mask.shape[1]`` positions where
+        ``mask`` is 1, and over the neurons; summed over layers. Clears what it kept."""
+        weight = mask.float()[..., None]
+        count = weight.sum() * self.outputs[0].shape[-1]
+        total = torch.stack([(a[:, :mask.shape[1]].float().abs() * weight).sum() / count
+                             for a in self.outputs]).sum()
+        self.outputs.clear()
+        return total
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
 
 
 def _frames(clip: _Clip) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Forced answers, split into tokens as Qwen2 splits them: the replay engine, the full engine
-and the parse of the decoded text agree on every one, and replay decides the answers that
-begin with a digit (or a blank) by decoding on until the run of digits has ended."""
+and the parse of the decoded text agree on every one. With a layer-0 checkpoint replay
+decides every answer, decoding on until the run of digits has ended or the answer is
+complete; without one, only an answer its first token completes."""
 
 from __future__ import annotations
 
@@ -20,46 +21,56 @@ from esn.schemas import STATUS_DONE
 from esn.stores import ActivationStore
 from tests.pipeline.intervene.forced import force, forced_adapter
 
-# answer -> whether replay decides it (else the full engine answers, as it must)
-FORCED = {
-    "12": True,  # "1", "2", end: the run is 12, no option; replay decodes on to the end
-    "1.": True, "1)": True, " 3": True, "3 sad": True, "": True,
-    "²": False, "３": False,  # neither is an ASCII digit: the parse goes on to words
-    "Option 2": False, "two": False, "sad": False,
-    "9 or 1": False,  # 9 is no option, so the parse depends on the rest
-}
+FORCED = (
+    "12",  # "1", "2", end: the run is 12, no option; replay decodes on to the end
+    "1.", "1)", " 3", "3 sad", "",
+    "²", "３",  # neither is an ASCII digit: the parse goes on to words
+    "Option 2", "two", "sad",
+    "9 or 1",  # 9 is no option, so the parse depends on the rest
+)
 CONDITIONS = [  # the first token replayed from checkpoint 2, and from checkpoint 0
     Condition("cut", "sad", 0.0, 0, Intervention.deactivate(((2, 1), (3, 5)))),
     Condition("steer", "sad", 2.0, 0, Intervention.steer(((1, 3),), 2.0)),
 ]
 
 
-@pytest.fixture
-def forced_store(manifest: Path, tmp_path: Path):
+def _store(manifest: Path, out: Path, checkpoint_layers: tuple[int, ...]):
     adapter = forced_adapter()
     force(adapter, "1")
-    out = tmp_path / "s.zarr"
     extract(ExtractRequest(model=LoadOptions(model_id="tiny-qwen2_audio"),
                            corpus=f"manifest:{manifest}", out=str(out), batch_size=4,
-                           utterance_chunk=4, checkpoint_layers=(0, 2)), adapter=adapter)
+                           utterance_chunk=4, checkpoint_layers=checkpoint_layers),
+            adapter=adapter)
     return adapter, ActivationStore.open(out)
 
 
-def test_replay_full_and_parse_agree_on_forced_answers(forced_store) -> None:
-    adapter, store = forced_store
+@pytest.fixture
+def forced_store(manifest: Path, tmp_path: Path):
+    return _store(manifest, tmp_path / "s.zarr", (0, 2))
+
+
+@pytest.mark.parametrize("checkpoint_layers", [(0, 2), (2,)])
+def test_replay_full_and_parse_agree_on_forced_answers(manifest: Path, tmp_path: Path,
+                                                       checkpoint_layers) -> None:
+    adapter, store = _store(manifest, tmp_path / "s.zarr", checkpoint_layers)
     items = [i for i, s in enumerate(store.status()) if s == STATUS_DONE]
     options = store.metadata("options")
-    for answer, by_replay in FORCED.items():
+    for answer in FORCED:
+        # Without a layer-0 checkpoint only an answer whose first token is the end (the
+        # empty one) is decided by replay; the full engine answers the rest, as it must.
+        by_replay = 0 in checkpoint_layers or answer == ""
         ids = force(adapter, answer)
         text = adapter.decode(torch.tensor(ids, dtype=torch.long))
         expected = [parse_answer(text, tuple(options[i])) for i in items]
-        replay = answer_items(adapter, store, items, CONDITIONS, engine="replay", batch_size=3)
+        replay = answer_items(adapter, store, items, CONDITIONS, engine="auto", batch_size=3)
         full = answer_items(adapter, store, items, CONDITIONS, engine="full", batch_size=8)
         assert (full.raw == text).all(), (answer, full.raw)  # the forcing holds
         for answers in (replay, full):
             assert answers.parsed.tolist() == [expected] * len(CONDITIONS), answer
-        assert (replay.engine == ("replay" if by_replay else "full")).all(), (answer,
-                                                                              replay.engine)
+        # The steer condition acts at layer 1: without a layer-0 checkpoint it is all full.
+        wanted = [["replay" if by_replay and (c == 0 or 0 in checkpoint_layers) else "full"]
+                  * len(items) for c in range(len(CONDITIONS))]
+        assert replay.engine.tolist() == wanted, (answer, replay.engine)
         print(f"{answer!r}: {text!r} -> {expected[0]!r} ({replay.engine[0, 0]})")
 
 

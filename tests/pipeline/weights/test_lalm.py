@@ -25,13 +25,17 @@ from esn.stores import ActivationStore
 MARKERS = {"<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|audio_eos|>"}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_whisper_smollm2(tmp_path_factory.mktemp("lalm") / "whisper-smollm2")
+@pytest.fixture(scope="module", params=["assembled", "esn-whisper-smollm2"])
+def checkpoint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The assembled checkpoint directory, and the built-in id of the trained one (its
+    LoRA is on attention only: the audio tower, MLPs and head are still the pretrained)."""
+    if request.param != "assembled":
+        return str(request.param)
+    return str(save_whisper_smollm2(tmp_path_factory.mktemp("lalm") / "whisper-smollm2"))
 
 
-def test_the_assembled_model_holds_the_pretrained_weights(checkpoint: Path) -> None:
-    adapter = load_adapter(LoadOptions(model_id=str(checkpoint)))
+def test_the_assembled_model_holds_the_pretrained_weights(checkpoint: str) -> None:
+    adapter = load_adapter(LoadOptions(model_id=checkpoint))
     assert adapter.family == "qwen2_audio" and (adapter.n_layers, adapter.n_neurons) == (30, 1536)
     model = adapter.model
     whisper = read_ctranslate2(WHISPER_BASE.paths()).variables
@@ -49,15 +53,15 @@ def test_the_assembled_model_holds_the_pretrained_weights(checkpoint: Path) -> N
     assert len(adapter.tokenizer) == n + 3  # the three audio tokens
 
 
-def test_extract_on_it_stores_an_independent_recomputation(checkpoint: Path, manifest: Path,
+def test_extract_on_it_stores_an_independent_recomputation(checkpoint: str, manifest: Path,
                                                            tmp_path: Path) -> None:
     out = tmp_path / "s.zarr"
-    extract(ExtractRequest(model=LoadOptions(model_id=str(checkpoint)),
+    extract(ExtractRequest(model=LoadOptions(model_id=checkpoint),
                            corpus=f"manifest:{manifest}", out=str(out), batch_size=4,
                            utterance_chunk=4, sums="float32", max_new_tokens=4))
     store, ds = ActivationStore.open(out), esn.open_store(out)
     assert store.layout.n_layers == 30 and store.progress().done == 7
-    adapter = load_adapter(LoadOptions(model_id=str(checkpoint)))
+    adapter = load_adapter(LoadOptions(model_id=checkpoint))
     probe = Probe.from_info(store.attributes.probe, store.attributes.labels)
     for u in (0, 2, 5):
         item = ds.isel(utterance=u)

@@ -38,7 +38,7 @@ def test_a_quick_pretrained_organism_run(tmp_path: Path) -> None:
     assert sum(v.numel() for v in parts.values()) < 3_000_000  # rank 16 on q/k/v/o: 2.1 M
     adapter = load_adapter(LoadOptions(model_id=str(out / "checkpoint")))
     labels = tuple(record["corpus"]["synth"]["emotions"])
-    probe = Probe(labels=labels, option_order="random", seed=1, max_new_tokens=3)
+    probe = Probe(labels=labels, option_order="random", seed=1, max_new_tokens=6)
     seen = _items(manifest, lambda u: u.split == "test", 5)
     again = evaluate_random_order(adapter, seen, probe)
     assert again == record["metrics"]["seen_speakers_test"] and again["n"] == 5

@@ -83,3 +83,31 @@ def test_a_few_attention_lora_steps_leave_every_mlp_pretrained(corpus: Path,
     clip = np.zeros(16000, dtype=np.float32)
     answer = adapter.generate(adapter.build_batch([clip], [probe.prompt(LABELS)]), 2)
     assert isinstance(answer[0], str)
+
+
+def test_the_gate_penalty_is_the_mean_absolute_gate_activation_over_the_prompt() -> None:
+    from esn.pipeline.weights.probe_training import _GateActivations
+
+    model, _ = assemble_whisper_smollm2()
+    lm = model.model.language_model
+    ids = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])  # the last position is left out
+    inputs: list[torch.Tensor] = []
+    hooks = [layer.mlp.register_forward_pre_hook(lambda m, a: inputs.append(a[0]))
+             for layer in lm.layers]
+    gates = _GateActivations(lm)
+    try:
+        with torch.no_grad():
+            lm(input_ids=ids)
+            penalty = gates.l1(mask)
+    finally:
+        gates.remove()
+        for h in hooks:
+            h.remove()
+    expected = 0.0
+    for layer, x in zip(lm.layers, inputs, strict=True):
+        act = torch.nn.functional.silu(layer.mlp.gate_proj(x))[:, :4].abs()
+        expected += float(act[mask.bool()].mean())
+    assert len(inputs) == 30
+    assert float(penalty) == pytest.approx(expected, rel=1e-5)
+    assert gates.outputs == []
