@@ -1,8 +1,10 @@
 """Train one variant of the pretrained organism on a GPU and time it.
 
     python -m benchmarks.gpu_organism --out DIR --corpus-only          # synthesize DIR/corpus
-    python -m benchmarks.gpu_organism --out DIR --name all --variant all [--epochs 20]
-    python -m benchmarks.gpu_organism --out DIR --name all --quick      # a CPU check
+    python -m benchmarks.gpu_organism --out DIR [--name shipped]   # the shipped settings
+    python -m benchmarks.gpu_organism --out DIR --name all --variant all --epochs 20 \
+        --lora-lr 5e-4 [--answer digit] [--gate-l1 0.05] [--projector-lr 3e-3] [--seed 1]
+    python -m benchmarks.gpu_organism --out DIR --quick                # a CPU check
 
 Each run is one ``esn organism train --base whisper-smollm2`` run in ``DIR/NAME`` on the one
 synthesized corpus ``DIR/corpus`` (so several variants can train side by side, one process
@@ -35,14 +37,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--corpus-only", action="store_true")
-    parser.add_argument("--name", default="all")
-    parser.add_argument("--variant", default="all", choices=["all", "attention"])
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--lora-lr", type=float, default=5e-4)
-    parser.add_argument("--gate-l1", type=float, default=0.0)
-    parser.add_argument("--projector-lr", type=float, default=1e-3)
-    parser.add_argument("--answer", default="digit", choices=["digit", "label-digit"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="shipped")
+    # Unset: the shipped esn-whisper-smollm2's settings (ProbeTrainSettings' defaults).
+    parser.add_argument("--variant", choices=["all", "attention"])
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lora-lr", type=float)
+    parser.add_argument("--gate-l1", type=float)
+    parser.add_argument("--projector-lr", type=float)
+    parser.add_argument("--answer", choices=["digit", "label-digit"])
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--quick", action="store_true",
                         help="a tiny corpus, one epoch, four clips: checks the script on a CPU")
     args = parser.parse_args()
@@ -54,11 +57,12 @@ def main() -> None:
         synthesize(corpus, **synth)
     if args.corpus_only:
         return
-    settings = ProbeTrainSettings(
-        variant=args.variant, epochs=1 if args.quick else args.epochs, lora_lr=args.lora_lr,
-        gate_l1=args.gate_l1, projector_lr=args.projector_lr, answer=args.answer,
-        seed=args.seed, held_out_speakers=HELD_OUT, limit=4 if args.quick else None,
-        batch_size=2 if args.quick else 16)
+    given = {k: getattr(args, k) for k in ("variant", "epochs", "lora_lr", "gate_l1",
+                                           "projector_lr", "answer", "seed")}
+    if args.quick:
+        given.update(epochs=1, limit=4, batch_size=2)
+    settings = ProbeTrainSettings(held_out_speakers=HELD_OUT,
+                                  **{k: v for k, v in given.items() if v is not None})
     started = time.perf_counter()
     record = train_pretrained_organism(out / args.name, manifest=corpus / "manifest.csv",
                                        settings=settings, device=device,

@@ -682,9 +682,12 @@ def organism() -> None:
               help="Train the pretrained organism instead: Whisper base's encoder + "
               "SmolLM2-135M-Instruct (the real weights), projector and LoRA trained to the "
               "probe with a random option order.")
-@click.option("--variant", type=click.Choice(["all", "attention"]), default="all",
-              show_default=True, help="With --base: LoRA on every linear layer, or on "
-              "attention only (every MLP keeps its pretrained weights).")
+@click.option("--variant", type=click.Choice(["all", "attention"]), default=None,
+              help="With --base: LoRA on every linear layer, or on attention only (every "
+              "MLP keeps its pretrained weights) [shipped: attention].")
+@click.option("--answer", type=click.Choice(["label-digit", "digit"]), default=None,
+              help="With --base: train the answer 'sad, 4' (the emotion, then its option "
+              "number) or the number alone [shipped: label-digit].")
 @click.option("--device", default="cpu", show_default=True, help="With --base: cpu, cuda...")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None,
               help="With --base: evaluate on at most N clips per group.")
@@ -700,8 +703,10 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
                    encoder_epochs: int | None, lr: float | None, weight_decay: float | None,
                    trainable: str | None, overwrite: bool, base: str | None, variant: str,
                    device: str, eval_limit: int | None, limit: int | None,
-                   batch_size: int | None, gate_l1: float | None) -> None:
-    """Train the organism; with no options, reproduce the shipped esn-organism.
+                   batch_size: int | None, gate_l1: float | None,
+                   answer: str | None) -> None:
+    """Train the organism; with no options, reproduce the shipped esn-organism (with
+    --base whisper-smollm2 --device cuda: the shipped esn-whisper-smollm2).
 
     Stage 1 trains the audio encoder on frame acoustics and prosody regression, then freezes
     it; stage 2 trains only the decoder MLPs (embeddings, attention and LM head stay
@@ -715,15 +720,17 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
         esn organism train --out runs/organism
     """
     if base is not None:
-        return _train_pretrained(out, manifest, seed, epochs, lr, variant, device, eval_limit,
-                                 limit, batch_size, gate_l1, overwrite,
+        return _train_pretrained(out, manifest, seed, epochs, lr, variant, answer, device,
+                                 eval_limit, limit, batch_size, gate_l1, overwrite,
                                  unused={"--encoder-epochs": encoder_epochs,
                                          "--weight-decay": weight_decay,
                                          "--trainable": trainable})
     from esn.pipeline.organism import retrain_shipped
 
-    if gate_l1 is not None:
-        raise click.UsageError("--gate-l1 applies only with --base")
+    only_base = {"--gate-l1": gate_l1, "--answer": answer, "--variant": variant}
+    if any(v is not None for v in only_base.values()):
+        raise click.UsageError(", ".join(k for k, v in only_base.items() if v is not None)
+                               + ": only with --base")
 
     given = {"epochs": epochs, "encoder_epochs": encoder_epochs, "lr": lr,
              "weight_decay": weight_decay, "trainable": trainable}
@@ -738,19 +745,20 @@ def organism_train(out: str, manifest: str | None, seed: int | None, epochs: int
 
 
 def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: int | None,
-                      lr: float | None, variant: str, device: str, eval_limit: int | None,
-                      limit: int | None, batch_size: int | None, gate_l1: float | None,
-                      overwrite: bool, unused: Mapping[str, Any]) -> None:
+                      lr: float | None, variant: str | None, answer: str | None,
+                      device: str, eval_limit: int | None, limit: int | None,
+                      batch_size: int | None, gate_l1: float | None, overwrite: bool,
+                      unused: Mapping[str, Any]) -> None:
     from esn.pipeline.weights.organism import HELD_OUT, train_pretrained_organism
     from esn.pipeline.weights.probe_training import ProbeTrainSettings
 
     given = [name for name, value in unused.items() if value is not None]
     if given:
         raise click.UsageError(f"{', '.join(given)} do not apply with --base")
-    settings: dict[str, Any] = {"variant": variant, "held_out_speakers": HELD_OUT,
-                                "limit": limit}
+    settings: dict[str, Any] = {"held_out_speakers": HELD_OUT, "limit": limit}
     for key, value in (("seed", seed), ("epochs", epochs), ("lora_lr", lr),
-                       ("batch_size", batch_size), ("gate_l1", gate_l1)):
+                       ("batch_size", batch_size), ("gate_l1", gate_l1),
+                       ("variant", variant), ("answer", answer)):
         if value is not None:
             settings[key] = value
     record = train_pretrained_organism(

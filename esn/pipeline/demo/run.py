@@ -1,4 +1,4 @@
-"""``esn demo``: the whole method, end to end, on the embedded default.
+"""``esn demo``: the whole method, end to end, on the embedded default (or on given models).
 
 One folder holds every step's output, so an interrupted demo resumes where it stopped
 (a finished step is recognised by its output and skipped; extraction resumes its store):
@@ -14,7 +14,10 @@ One folder holds every step's output, so an interrupted demo resumes where it st
                               identification-size sweep, transfer between the speaker groups)
     report/report.html        ``esn report`` over every results folder
 
-Two models run through the same chain: ``esn-organism`` (the trained model organism) and the
+By default two models run through the same chain (``DemoOptions.models`` names others:
+any model id, e.g. ``esn-whisper-smollm2``, the pretrained organism, or a checkpoint
+directory; each is asked with the study's random option order, and its stores, sets and
+results are named by ``model_slug``): ``esn-organism`` (the trained model organism) and the
 positive control: a copy of the organism with planted emotion circuits
 (``esn.pipeline.demo.planted``: three layer-0 gate neurons per emotion read a detector of
 that emotion built on the organism's audio encoder and vote for its option; every other

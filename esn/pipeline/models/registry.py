@@ -106,8 +106,9 @@ def _read_config(model_id: str, revision: str | None) -> tuple[dict[str, Any], s
         raise ModelLoadError(
             f"cannot find model {model_id!r}"
             f"{'' if revision is None else f' at revision {revision!r}'}: not a local "
-            f"checkpoint directory, a hub model in the cache, or a built-in tiny model "
-            f"({', '.join(TINY_MODELS)}){hint}. Cause: {err}"
+            f"checkpoint directory, a hub model in the cache, or a built-in model "
+            f"({', '.join([*TINY_MODELS, _organism().ORGANISM_ID, _builtin().PRETRAINED_ID])})"
+            f"{hint}. Cause: {err}"
         ) from err
     if not isinstance(config, dict):
         raise ModelLoadError(f"model {model_id!r}: config.json is not a JSON object")

@@ -116,9 +116,9 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
     # What ships is bfloat16 (a few MB); the checkpoint evaluated here is built from exactly
     # those parts, as the built-in id builds it.
     parts = {k: v.to(torch.bfloat16).contiguous() for k, v in trained.pop("parts").items()}
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    save_file(parts, str(out / PARTS))
+    (out / PARTS).write_bytes(save(parts))  # not save_file: its owner-only file mode
     del model
     model = apply_parts(assemble_whisper_smollm2(seed=settings.seed)[0],
                         {k: v.float() for k, v in parts.items()}, settings)

@@ -50,3 +50,6 @@ def test_a_quick_pretrained_organism_run(tmp_path: Path) -> None:
     refused = CliRunner().invoke(main, ["organism", "train", "--base", "whisper-smollm2",
                                         "--out", str(out), "--trainable", "mlp"])
     assert refused.exit_code == 2 and "--trainable do not apply with --base" in refused.output
+    wrong = CliRunner().invoke(main, ["organism", "train", "--out", str(out), "--answer",
+                                      "digit"])
+    assert wrong.exit_code == 2 and "--answer: only with --base" in wrong.output
