@@ -802,10 +802,13 @@ def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: 
               help="Random neuron sets per emotion [3].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Clips per forward pass [64].")
+@click.option("--all-items", is_flag=True,
+              help="Identify neurons on wrongly answered items too (a weak model).")
 @library_errors
 def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int,
          models: tuple[str, ...], device: str, fractions: str | None, fraction: float | None,
-         alphas: tuple[float, ...], random_draws: int | None, batch_size: int | None) -> None:
+         alphas: tuple[float, ...], random_draws: int | None, batch_size: int | None,
+         all_items: bool) -> None:
     """Run the whole method on the embedded default and write the report.
 
     Synthesizes emotional speech; extracts activations from the trained model organism
@@ -841,7 +844,8 @@ def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int,
     if batch_size is not None:
         given["batch_size"] = batch_size
     html = run_demo(DemoOptions(out=Path(out), per_emotion_per_speaker=per_emotion_per_speaker,
-                                n_boot=n_boot, seed=seed, device=device, **given),
+                                n_boot=n_boot, seed=seed, device=device,
+                                all_items=all_items, **given),
                     say=lambda line: click.echo(line, err=True))
     click.echo(f"report: {html}")
 

@@ -120,6 +120,9 @@ class DemoOptions:
     alphas: tuple[float, ...] = (1.0, 4.0, 16.0)
     id_sizes: tuple[int, ...] = (2, 4)
     random_draws: int = 3
+    #: Identify neurons on wrongly answered items too (``esn select --all-items``), for a
+    #: model that answers too few correctly.
+    all_items: bool = False
     n_boot: int = 1000
     batch_size: int = 64
     seed: int = 0
@@ -278,7 +281,8 @@ def _select(store: Path, path: Path, fraction: float, id_size: int | None,
     if not path.exists():
         sets, _ = select_neurons(str(store), SelectOptions(
             methods=METHODS, fraction=fraction, random_draws=options.random_draws,
-            seed=options.seed, pool=PoolOptions(id_size=id_size, seed=options.seed)))
+            seed=options.seed, pool=PoolOptions(id_size=id_size, seed=options.seed,
+                                                correct_only=not options.all_items)))
         path.parent.mkdir(parents=True, exist_ok=True)
         write_neuron_sets(path, sets)
     return path
