@@ -804,11 +804,13 @@ def _train_pretrained(out: str, manifest: str | None, seed: int | None, epochs: 
               help="Clips per forward pass [64].")
 @click.option("--all-items", is_flag=True,
               help="Identify neurons on wrongly answered items too (a weak model).")
+@click.option("--span", type=click.Choice(["all", "audio", "text"]), default="all",
+              show_default=True, help="Select on the rates over these prompt positions.")
 @library_errors
 def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int,
          models: tuple[str, ...], device: str, fractions: str | None, fraction: float | None,
          alphas: tuple[float, ...], random_draws: int | None, batch_size: int | None,
-         all_items: bool) -> None:
+         all_items: bool, span: str) -> None:
     """Run the whole method on the embedded default and write the report.
 
     Synthesizes emotional speech; extracts activations from the trained model organism
@@ -845,7 +847,7 @@ def demo(out: str, per_emotion_per_speaker: int, n_boot: int, seed: int,
         given["batch_size"] = batch_size
     html = run_demo(DemoOptions(out=Path(out), per_emotion_per_speaker=per_emotion_per_speaker,
                                 n_boot=n_boot, seed=seed, device=device,
-                                all_items=all_items, **given),
+                                all_items=all_items, span=span, **given),
                     say=lambda line: click.echo(line, err=True))
     click.echo(f"report: {html}")
 

@@ -123,6 +123,9 @@ class DemoOptions:
     #: Identify neurons on wrongly answered items too (``esn select --all-items``), for a
     #: model that answers too few correctly.
     all_items: bool = False
+    #: The positions whose rates select neurons (``esn select --span``): ``all`` prompt
+    #: positions, or only the ``audio`` or ``text`` ones; one span for the whole study.
+    span: str = "all"
     n_boot: int = 1000
     batch_size: int = 64
     seed: int = 0
@@ -281,8 +284,9 @@ def _select(store: Path, path: Path, fraction: float, id_size: int | None,
     if not path.exists():
         sets, _ = select_neurons(str(store), SelectOptions(
             methods=METHODS, fraction=fraction, random_draws=options.random_draws,
-            seed=options.seed, pool=PoolOptions(id_size=id_size, seed=options.seed,
-                                                correct_only=not options.all_items)))
+            seed=options.seed, span=options.span,
+            pool=PoolOptions(id_size=id_size, seed=options.seed,
+                             correct_only=not options.all_items)))
         path.parent.mkdir(parents=True, exist_ok=True)
         write_neuron_sets(path, sets)
     return path

@@ -32,7 +32,8 @@ def test_the_demo_runs_the_study_on_a_given_model(tmp_path: Path) -> None:
         "demo", "--model", "tiny-qwen2_audio", "--out", str(out),
         "--per-emotion-per-speaker", "4", "--fractions", "0.02,0.05", "--fraction", "0.02",
         "--alpha", "2", "--random-draws", "1", "--n-boot", "20", "--batch-size", "16",
-        "--all-items"])  # a random tiny model answers too few correctly to select on
+        "--all-items",  # a random tiny model answers too few correctly to select on
+        "--span", "audio"])
     assert result.exit_code == 0, result.output
     assert (out / "report" / "report.html").is_file()
     store = ActivationStore.open(out / "stores" / "tiny-qwen2_audio-a.zarr")
@@ -43,6 +44,9 @@ def test_the_demo_runs_the_study_on_a_given_model(tmp_path: Path) -> None:
     record = json.loads((out / "demo.json").read_text())
     assert record["options"]["models"] == ["tiny-qwen2_audio"]
     assert record["options"]["all_items"] is True
+    summary = json.loads((out / "results" / "tiny-qwen2_audio" / "deactivate-f0.02" /
+                          "summary.json").read_text())
+    assert summary["context"]["span"] == "audio"
     assert not (out / "models").exists()  # no positive control was built
 
     bad = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d2"), "--fractions",
