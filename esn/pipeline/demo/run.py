@@ -58,6 +58,7 @@ from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.organism.model import organism_record
 from esn.pipeline.select import PoolOptions, SelectOptions, select_neurons
 from esn.pipeline.synth.corpus import SYNTH_OUTPUT
+from esn.pipeline.weights.builtin import PRETRAINED_ID, pretrained_record
 from esn.stores.activations import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets, write_neuron_sets
 from esn.stores.outputs import OutputKind, claim_output, has_json_marker
@@ -247,8 +248,6 @@ def _training_seeds(models: tuple[str, ...]) -> set[int]:
     seeds = set()
     if {ORGANISM, PLANTED} & set(models):
         seeds.add(int(organism_record()["corpus"]["synth"]["seed"]))
-    from esn.pipeline.weights.builtin import PRETRAINED_ID, pretrained_record
-
     if PRETRAINED_ID in models:
         seeds.add(int(pretrained_record()["corpus"]["synth"]["seed"]))
     return seeds

@@ -46,12 +46,7 @@ def pretrained_checkpoint(folder: str | Path = SHIPPED_DIR) -> Path:
     """The checkpoint directory of the id (built on first use; seconds afterwards)."""
     from safetensors.torch import load_file
 
-    from esn.pipeline.weights.lalm import assemble_whisper_smollm2
-    from esn.pipeline.weights.probe_training import (
-        ProbeTrainSettings,
-        apply_parts,
-        merged_checkpoint,
-    )
+    from esn.pipeline.weights.probe_training import ProbeTrainSettings, checkpoint_from_parts
 
     folder = Path(folder)
     parts_path = folder / PARTS_FILE
@@ -64,8 +59,6 @@ def pretrained_checkpoint(folder: str | Path = SHIPPED_DIR) -> Path:
         saved.get("held_out_speakers", ()))})
 
     def build(into: Path) -> None:
-        model, processor = assemble_whisper_smollm2(seed=settings.seed)
-        parts = {k: v.float() for k, v in load_file(str(parts_path)).items()}
-        merged_checkpoint(apply_parts(model, parts, settings), processor, into)
+        checkpoint_from_parts(load_file(str(parts_path)), settings, into)
 
     return cached_conversion(PRETRAINED_ID, file_digest(sources), build)

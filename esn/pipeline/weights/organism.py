@@ -36,8 +36,7 @@ from esn.pipeline.weights.lalm import assemble_whisper_smollm2
 from esn.pipeline.weights.packages import SMOLLM2, WHISPER_BASE, file_digest
 from esn.pipeline.weights.probe_training import (
     ProbeTrainSettings,
-    apply_parts,
-    merged_checkpoint,
+    checkpoint_from_parts,
     train_to_probe,
 )
 from esn.stores.outputs import OutputKind, claim_output, has_json_marker
@@ -46,14 +45,14 @@ __all__ = ["PRETRAINED_ORGANISM_OUTPUT", "evaluate_random_order", "train_pretrai
 
 FORMAT = "esn-pretrained-organism"
 RECORD, PARTS, CHECKPOINT, CORPUS = "record.json", "parts.safetensors", "checkpoint", "corpus"
-#: The corpus the run synthesizes when none is given: 60 clips per emotion and speaker,
-#: every 4th a test clip; speaker spk3 never trained on.
 #: The probe accuracy is measured with (``Probe``): the study's random option order.
 #: Six new tokens reach the number of a ``label-digit`` answer ("surprise, 2").
 EVAL_PROBE: dict[str, Any] = {"option_order": "random", "seed": 1, "max_new_tokens": 6}
 #: Balanced unseen-speaker clips whose answers the record keeps, so that a CPU run can
 #: check the shipped parts reproduce them (tests/pipeline/weights/test_builtin.py).
 REPRODUCE = 40
+#: The corpus the run synthesizes when none is given: 60 clips per emotion and speaker,
+#: every 4th a test clip; speaker spk3 never trained on.
 SYNTH: dict[str, Any] = {"per_emotion_per_speaker": 60, "speakers": 4, "seed": 0,
                          "jitter": 0.4, "test_every": 4}
 HELD_OUT = ("spk3",)
@@ -120,9 +119,7 @@ def train_pretrained_organism(out: str | Path, *, manifest: str | Path | None = 
 
     (out / PARTS).write_bytes(save(parts))  # not save_file: its owner-only file mode
     del model
-    model = apply_parts(assemble_whisper_smollm2(seed=settings.seed)[0],
-                        {k: v.float() for k, v in parts.items()}, settings)
-    merged_checkpoint(model, processor, out / CHECKPOINT)
+    checkpoint_from_parts(parts, settings, out / CHECKPOINT)
     say("evaluating through the probe path")
     adapter = load_adapter(LoadOptions(model_id=str(out / CHECKPOINT), device=device))
     probe = Probe(labels=labels, **EVAL_PROBE)

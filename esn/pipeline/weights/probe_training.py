@@ -38,8 +38,8 @@ from esn.pipeline.corpora.spec import load_corpus
 from esn.pipeline.models.base import ChatTemplateEncoder
 from esn.pipeline.probe import Probe
 
-__all__ = ["LORA_TARGETS", "ProbeTrainSettings", "apply_parts", "encode_audio",
-           "merged_checkpoint", "prompt_embeds", "train_to_probe"]
+__all__ = ["LORA_TARGETS", "ProbeTrainSettings", "apply_parts", "checkpoint_from_parts",
+           "encode_audio", "merged_checkpoint", "prompt_embeds", "train_to_probe"]
 
 LORA_TARGETS = {"attention": ("q_proj", "k_proj", "v_proj", "o_proj"),
                 "all": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -333,3 +333,14 @@ def merged_checkpoint(model: Any, processor: Any, folder: str | Path) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def checkpoint_from_parts(parts: dict[str, torch.Tensor], settings: ProbeTrainSettings,
+                          folder: str | Path) -> Path:
+    """The checkpoint directory of trained ``parts`` (any float dtype) on a fresh assembly
+    of the base weights: what a training run evaluates and what the built-in id loads."""
+    from esn.pipeline.weights.lalm import assemble_whisper_smollm2
+
+    model, processor = assemble_whisper_smollm2(seed=settings.seed)
+    model = apply_parts(model, {k: v.float() for k, v in parts.items()}, settings)
+    return merged_checkpoint(model, processor, folder)
