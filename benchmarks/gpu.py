@@ -3,12 +3,16 @@
 Builds a full-size random-weight bf16 checkpoint on the GPU at a released model's shapes
 (``omni``: the Qwen2.5-Omni-7B thinker's decoder and audio encoder, vision tower kept tiny
 since audio probes never run it; ``af3``: Audio Flamingo 3's Qwen2.5-7B decoder and
-Whisper-large-v3 encoder), saves it as a local checkpoint directory with a tiny processor,
-and loads it through esn exactly as a user's checkpoint. Then, on the same 3-s clips and
+Whisper-large-v3 encoder; ``kimi``: Kimi-Audio-7B-Instruct's decoder on esn's rebuild,
+28 layers x 18944 neurons, vocabulary 168448, with esn's stand-in speech front-end, so the
+figures are the decoder's and esn's, not kimia_infer's tokenizer and Whisper), saves it
+as a local checkpoint directory with a tiny processor, and loads it through esn exactly as a
+user's checkpoint. Then, on the same 3-s clips and
 the same batches, in this one process:
 
   prefill    ``model(**inputs)`` on prebuilt batches (no processor, no hooks): the floor;
-  generate   ``model.generate`` on prebuilt batches under esn's greedy configuration;
+  generate   ``model.generate`` on prebuilt batches under esn's greedy configuration
+             (Kimi-Audio: ``adapter.generate``, its own greedy loop, no hooks);
   extract    ``esn extract`` (``extract()`` into a store on local disk): audio decoding,
              the processor, generation with the statistics hooks, answers, the writer;
   exact      the stored K, T and act_sum of the first batch against an independent
@@ -64,6 +68,9 @@ OMNI_AUDIO = dict(d_model=1280, encoder_attention_heads=20, encoder_ffn_dim=5120
 AF3_AUDIO = dict(hidden_size=1280, num_attention_heads=20, intermediate_size=5120,
                  num_hidden_layers=32, num_mel_bins=128, max_source_positions=1500)
 VOCAB = {"omni": 152064, "af3": 151672}
+#: Kimi-Audio-7B-Instruct: the Qwen2.5-7B decoder, speech ids from 152064 (16384 of them),
+#: Whisper-large-v3 features at 12.5 Hz x 5120 (from esn's stand-in front-end here).
+KIMI = dict(token_offset=152064, codebook=16384, adaptor_input_dim=5120)
 
 
 def build_checkpoint(family: str, folder: Path, tiny: bool) -> float:
@@ -90,6 +97,14 @@ def build_checkpoint(family: str, folder: Path, tiny: bool) -> float:
             with torch.device("cuda"):
                 return cls._from_config(config, dtype=torch.bfloat16)  # type: ignore[attr-defined]
         vocab = VOCAB[family]
+    if family == "kimi":
+        from esn.pipeline.models.kimi_audio.tiny import build_kimi_audio, save_kimi_checkpoint
+
+        kimi, kimi_processor = build_kimi_audio(0, text_sizes=dict(text), make_model=make,
+                                                **({} if tiny else KIMI))
+        save_kimi_checkpoint(kimi, kimi_processor, folder)
+        del kimi
+        return time.perf_counter() - t0
     if family == "omni":
         model, processor = build_qwen2_5_omni(
             text_sizes=text, audio_sizes=TINY_OMNI_AUDIO if tiny else OMNI_AUDIO,
@@ -157,6 +172,7 @@ def baselines(adapter: Any, batches: list[Any], tokens: int) -> dict[str, float]
     from esn.pipeline.decoding import greedy_generation
 
     n = sum(b.size for b in batches)
+    own_loop = adapter.family == "kimi_audio"  # no transformers generate: its own loop
 
     def prefill() -> None:
         with torch.inference_mode():
@@ -164,6 +180,11 @@ def baselines(adapter: Any, batches: list[Any], tokens: int) -> dict[str, float]
                 adapter.model(**b.inputs)
 
     def generate() -> None:
+        if own_loop:  # Kimi-Audio: esn's greedy loop is the model's own decoding
+            with torch.inference_mode():
+                for b in batches:
+                    adapter.generate(b, tokens)
+            return
         with torch.inference_mode(), greedy_generation(adapter.model, adapter.tokenizer,
                                                        tokens) as config:
             for b in batches:
@@ -173,11 +194,14 @@ def baselines(adapter: Any, batches: list[Any], tokens: int) -> dict[str, float]
         from esn.pipeline.extract.statistics import GateStatistics
 
         stats = GateStatistics(adapter.gate_modules(), count_dtype="uint16")
-        with torch.inference_mode(), stats.attached(), greedy_generation(
-                adapter.model, adapter.tokenizer, tokens) as config:
+        with torch.inference_mode(), stats.attached():
             for b in batches:
                 stats.start(b)
-                adapter.model.generate(**b.inputs, generation_config=config)
+                if own_loop:
+                    adapter.generate(b, tokens)
+                else:
+                    with greedy_generation(adapter.model, adapter.tokenizer, tokens) as config:
+                        adapter.model.generate(**b.inputs, generation_config=config)
                 stats.host_result()
 
     prefill()  # warm-up
@@ -689,7 +713,7 @@ def _intervene_lines(r: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--family", choices=("omni", "af3"), default="omni")
+    parser.add_argument("--family", choices=("omni", "af3", "kimi"), default="omni")
     parser.add_argument("--clips", type=int, default=256)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--tokens", type=int, nargs="+", default=[2, 20])

@@ -108,7 +108,8 @@ def model_options(func: F) -> F:
     """How to load a model: the same flags on every command that runs one."""
     options = [
         click.option("--trust-remote-code", is_flag=True,
-                     help="Allow a checkpoint's own code (needed for Kimi-Audio)."),
+                     help="Allow a checkpoint's own code (Kimi-Audio's released text "
+                          "tokenizer is such code; its model runs on esn's rebuild)."),
         click.option("--attn-implementation", default=None,
                      help="eager, sdpa or flash_attention_2 (default: the model's own)."),
         click.option("--dtype", default="auto", show_default=True,

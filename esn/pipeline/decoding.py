@@ -14,14 +14,21 @@ passing a config alone does not keep the checkpoint's settings out.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from esn.schemas.store import GREEDY_DECODING
 
-__all__ = ["DECODING", "LEGACY_DECODING", "describe_decoding", "greedy_config",
-           "greedy_generation"]
+if TYPE_CHECKING:
+    from esn.pipeline.models.base import ModelAdapter
+
+__all__ = ["DECODING", "Decoded", "LEGACY_DECODING", "describe_decoding", "greedy_config",
+           "greedy_from_embeddings", "greedy_generation"]
 
 #: What a store records as ``probe.decoding`` (declared with the store's schema).
 DECODING: Mapping[str, Any] = GREEDY_DECODING
@@ -90,3 +97,63 @@ def _first_set(*values: Any) -> Any:
         if value is not None and value != []:
             return value
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoded:
+    """Greedy new tokens of one row (end-of-sequence not included) and whether the answer
+    is complete: an end-of-sequence token came, or ``max_new_tokens`` were decoded."""
+
+    token_ids: tuple[int, ...]
+    complete: bool
+
+
+def _never(row: int, text: str) -> bool:
+    return False
+
+
+@torch.no_grad()
+def greedy_from_embeddings(adapter: ModelAdapter, hidden: torch.Tensor,
+                           attention_mask: torch.Tensor, positions: torch.Tensor,
+                           max_new_tokens: int,
+                           enough: Callable[[int, str], bool] = _never) -> list[Decoded]:
+    """Greedy decoding from the inputs of layer 0 ``hidden`` ``(B, L, H)``, as ``generate``
+    decodes: a KV cache, positions going on from the prompt's last one, each new token fed
+    back through ``adapter.next_token_embeddings``. Row b stops at one of
+    ``adapter.stop_ids``, after ``max_new_tokens``, or once ``enough(b, text)`` holds for its
+    decoded text so far. Hooks on the layers fire at every step (the caller's)."""
+    from transformers import DynamicCache
+
+    decoder: Any = adapter.decoder
+    # The cache keyword of the decoder's forward: "past_key_values" up to 5.2x, then "cache".
+    cache_key = ("cache" if "cache" in inspect.signature(decoder.forward).parameters
+                 else "past_key_values")
+    cache = DynamicCache()
+    stops = adapter.stop_ids
+    size = hidden.shape[0]
+    h = hidden.to(adapter.dtype)
+    mask = attention_mask.long()
+    tokens: list[list[int]] = [[] for _ in range(size)]
+    live = [True] * size
+    complete = [False] * size
+    for _ in range(max_new_tokens):
+        out = decoder(inputs_embeds=h, attention_mask=mask, position_ids=positions,
+                      use_cache=True, **{cache_key: cache})
+        following = adapter.lm_head(out.last_hidden_state[:, -1]).float().argmax(-1)
+        for b, token in enumerate(following.tolist()):
+            if not live[b]:
+                continue
+            if token in stops:
+                live[b], complete[b] = False, True
+                continue
+            tokens[b].append(token)
+            if len(tokens[b]) == max_new_tokens:
+                live[b], complete[b] = False, True
+            elif enough(b, adapter.decode(torch.tensor(tokens[b]))):
+                live[b] = False
+        if not any(live):
+            break
+        h = adapter.next_token_embeddings(following).to(adapter.dtype)
+        mask = torch.cat([mask, mask.new_ones((size, 1))], dim=-1)
+        positions = positions[..., -1:] + 1
+    return [Decoded(tuple(t), c) for t, c in zip(tokens, complete, strict=True)]

@@ -172,7 +172,7 @@ def _goes_on(adapter: ModelAdapter, answer: str) -> bool:
     or more than one token long."""
     if _undecided(answer[:1]):
         return True
-    return len(adapter.tokenizer.encode(answer, add_special_tokens=False)) > 1
+    return len(adapter.encode_text(answer)) > 1
 
 
 def _decode_on(adapter: ModelAdapter, saved: CheckpointChunk, checkpoint_layers: Sequence[int],

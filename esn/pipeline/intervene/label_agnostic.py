@@ -41,8 +41,7 @@ def two_pass_conditions(sets: NeuronSets, predicted: Sequence[str], *,
 
 
 def _digit_ids(adapter: ModelAdapter, n: int) -> list[int]:
-    tokenizer = adapter.tokenizer
-    return [int(tokenizer.encode(str(i), add_special_tokens=False)[-1]) for i in range(1, n + 1)]
+    return [adapter.encode_text(str(i))[-1] for i in range(1, n + 1)]
 
 
 @torch.no_grad()

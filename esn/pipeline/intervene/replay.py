@@ -16,12 +16,11 @@ prefills all layers once into a KV cache and then decodes one token per step.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 
+from esn.pipeline.decoding import Decoded, greedy_from_embeddings
 from esn.pipeline.intervene.hooks import Intervention, intervention_hooks
 from esn.pipeline.models.base import ModelAdapter, ProbeBatch
 from esn.stores.checkpoints import CheckpointChunk
@@ -110,24 +109,8 @@ def is_ascii_digits(text: str) -> bool:
 
 
 def stop_token_ids(adapter: ModelAdapter) -> frozenset[int]:
-    """End-of-sequence ids that end ``generate``: the model's generation config's, else its
-    config's, else the tokenizer's."""
-    model: Any = adapter.model
-    for value in (getattr(getattr(model, "generation_config", None), "eos_token_id", None),
-                  getattr(model.config, "eos_token_id", None),
-                  getattr(adapter.tokenizer, "eos_token_id", None)):
-        if value is not None:
-            return frozenset([value] if isinstance(value, int) else (int(v) for v in value))
-    return frozenset()
-
-
-@dataclasses.dataclass(frozen=True)
-class Decoded:
-    """Greedy new tokens of one row (end-of-sequence not included) and whether the answer
-    is complete: an end-of-sequence token came, or ``max_new_tokens`` were decoded."""
-
-    token_ids: tuple[int, ...]
-    complete: bool
+    """End-of-sequence ids that end ``generate`` (``adapter.stop_ids``)."""
+    return adapter.stop_ids
 
 
 @torch.no_grad()
@@ -140,42 +123,8 @@ def replay_greedy(adapter: ModelAdapter, inputs: ReplayInputs,
     ``max_new_tokens``, or once ``enough(b, text)`` holds for its decoded text so far."""
     if inputs.layer != 0:
         raise ValueError(f"decoding needs the checkpoint at layer 0, got {inputs.layer}")
-    from transformers import DynamicCache
-
     device_inputs = inputs.to(adapter.device)
-    decoder: Any = adapter.decoder
-    embed: Any = adapter.model.get_input_embeddings()
-    # The cache keyword of the decoder's forward: "past_key_values" up to 5.2x, then "cache".
-    cache_key = ("cache" if "cache" in inspect.signature(decoder.forward).parameters
-                 else "past_key_values")
-    cache = DynamicCache()
-    stops = stop_token_ids(adapter)
-    size = device_inputs.hidden.shape[0]
-    h = device_inputs.hidden.to(adapter.dtype)
-    mask = device_inputs.batch.attention_mask.long()
-    positions = device_inputs.positions
-    tokens: list[list[int]] = [[] for _ in range(size)]
-    live = [True] * size
-    complete = [False] * size
     with intervention_hooks(adapter, rows if rows is not None else []):
-        for _ in range(max_new_tokens):
-            out = decoder(inputs_embeds=h, attention_mask=mask, position_ids=positions,
-                          use_cache=True, **{cache_key: cache})
-            following = adapter.lm_head(out.last_hidden_state[:, -1]).float().argmax(-1)
-            for b, token in enumerate(following.tolist()):
-                if not live[b]:
-                    continue
-                if token in stops:
-                    live[b], complete[b] = False, True
-                    continue
-                tokens[b].append(token)
-                if len(tokens[b]) == max_new_tokens:
-                    live[b], complete[b] = False, True
-                elif enough(b, adapter.decode(torch.tensor(tokens[b]))):
-                    live[b] = False
-            if not any(live):
-                break
-            h = embed(following[:, None]).to(adapter.dtype)
-            mask = torch.cat([mask, mask.new_ones((size, 1))], dim=-1)
-            positions = positions[..., -1:] + 1
-    return [Decoded(tuple(t), c) for t, c in zip(tokens, complete, strict=True)]
+        return greedy_from_embeddings(adapter, device_inputs.hidden,
+                                      device_inputs.batch.attention_mask,
+                                      device_inputs.positions, max_new_tokens, enough)

@@ -258,6 +258,29 @@ class ModelAdapter(abc.ABC):
     def decode(self, token_ids: torch.Tensor) -> str:
         return str(self.tokenizer.decode(token_ids.tolist(), skip_special_tokens=True)).strip()
 
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of ``text`` alone (no bos/eos or other added tokens)."""
+        return [int(i) for i in self.tokenizer.encode(text, add_special_tokens=False)]
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        """End-of-sequence ids that end ``generate``: the model's generation config's, else
+        its config's, else the tokenizer's."""
+        model: Any = self.model
+        for value in (getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+                      getattr(model.config, "eos_token_id", None),
+                      getattr(self.tokenizer, "eos_token_id", None)):
+            if value is not None:
+                return frozenset([value] if isinstance(value, int) else (int(v) for v in value))
+        return frozenset()
+
+    def next_token_embeddings(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H)`` inputs of layer 0 for one generated token per row ``(B,)``, as the
+        model's own decoding feeds it back."""
+        embed: Any = self.model.get_input_embeddings()
+        out: torch.Tensor = embed(token_ids[:, None])
+        return out
+
     # -- replay (rerunning layers c..N-1 from stored hidden states) ----------------------------
 
     def rope_positions(self, batch: ProbeBatch) -> torch.Tensor:

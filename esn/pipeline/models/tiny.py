@@ -1,7 +1,8 @@
 """Built-in tiny models: random-weight instances of the real transformers classes.
 
-``tiny-qwen2_5_omni``, ``tiny-audioflamingo3``, ``tiny-qwen2_audio`` and ``tiny-voxtral`` are
-accepted wherever a model id is. Each is the family's real model class with a tiny config
+``tiny-qwen2_5_omni``, ``tiny-audioflamingo3``, ``tiny-qwen2_audio``, ``tiny-voxtral`` and
+``tiny-kimi_audio`` (``esn.pipeline.models.kimi_audio.tiny``) are accepted wherever a model
+id is. Each is the family's real model class with a tiny config
 (4 decoder layers, hidden 32, 64 gate neurons per layer), weights drawn from a fixed seed
 (the global RNG is left alone), the family's real processor class with a small offline
 tokenizer (``tiny_tokenizers``) and a chat template shaped like the real one. Building needs
@@ -289,6 +290,12 @@ def _build_voxtral() -> tuple[nn.Module, Any]:
     return model, VoxtralProcessor(feature_extractor=_whisper(), tokenizer=tokenizer)
 
 
+def _build_kimi_audio() -> tuple[nn.Module, Any]:
+    from esn.pipeline.models.kimi_audio.tiny import build_kimi_audio
+
+    return build_kimi_audio(TINY_SEED)
+
+
 TINY_MODELS: Mapping[str, TinyModel] = MappingProxyType({
     spec.model_id: spec
     for spec in (
@@ -301,6 +308,9 @@ TINY_MODELS: Mapping[str, TinyModel] = MappingProxyType({
                   description="Qwen2-Audio (Qwen2 decoder), 4 layers x 64 neurons"),
         TinyModel(model_id="tiny-voxtral", family="voxtral", builder=_build_voxtral,
                   description="Voxtral (Llama decoder, tekken tokenizer), 4 layers x 64 neurons"),
+        TinyModel(model_id="tiny-kimi_audio", family="kimi_audio", builder=_build_kimi_audio,
+                  description="Kimi-Audio (esn's Qwen2 rebuild, two streams, stand-in speech "
+                              "tokenizer), 4 layers x 64 neurons"),
     )
 })
 

@@ -22,7 +22,8 @@ from esn.pipeline.probe import Probe
 from esn.schemas import STATUS_DONE, STATUS_FAILED
 from esn.stores import ActivationStore
 
-TINY = ["tiny-qwen2_5_omni", "tiny-audioflamingo3", "tiny-qwen2_audio", "tiny-voxtral"]
+TINY = ["tiny-qwen2_5_omni", "tiny-audioflamingo3", "tiny-qwen2_audio", "tiny-voxtral",
+        "tiny-kimi_audio"]
 ROOT = Path(__file__).parents[3]
 
 
@@ -47,19 +48,32 @@ HAND = {
     "tiny-audioflamingo3": ("<sound>", 7, ["<|im_start|>", "<|im_end|>", "<|im_start|>",
                                             "<|im_end|>", "<|im_start|>"]),
     "tiny-voxtral": ("[AUDIO]", 375, ["<s>", "[INST]", "[BEGIN_AUDIO]", "[/INST]"]),
+    # Kimi-Audio's two streams (kimia_infer's prompt manager): the question, then the clip at
+    # 12.5 Hz (0.3 s -> 4 speech tokens); the markers ride on the audio stream over blanks.
+    "tiny-kimi_audio": ("<speech>", 4, ["<|im_kimia_user_msg_start|>", "<|im_media_begin|>",
+                                        "<|im_media_end|>", "<|im_kimia_speech_ct_id|>",
+                                        "<|im_msg_end|>", "<|im_kimia_assistant_msg_start|>"]),
 }
 
 
-def token_names(adapter: ModelAdapter, input_ids: torch.Tensor) -> list[str]:
+def token_names(adapter: ModelAdapter, inputs: dict[str, torch.Tensor]) -> list[str]:
+    """Names of item 0's positions; Kimi-Audio's: ``<speech>`` for a speech token, else the
+    text stream's token, or the audio stream's where the text stream holds a blank."""
     tokenizer = getattr(adapter.processor, "tokenizer", adapter.processor)
-    return [str(tokenizer.convert_ids_to_tokens(int(t))) for t in input_ids]
+    names = [str(tokenizer.convert_ids_to_tokens(int(t))) for t in inputs["input_ids"][0]]
+    if "text_input_ids" not in inputs:
+        return names
+    offset = adapter.model.config.kimia_token_offset
+    text = [str(tokenizer.convert_ids_to_tokens(int(t))) for t in inputs["text_input_ids"][0]]
+    return ["<speech>" if int(a) >= offset else (n if t == "<|im_kimia_text_blank|>" else t)
+            for a, n, t in zip(inputs["input_ids"][0], names, text, strict=True)]
 
 
-def hand_masks(model: str, adapter: ModelAdapter, input_ids: torch.Tensor,
+def hand_masks(model: str, adapter: ModelAdapter, inputs: dict[str, torch.Tensor],
                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(audio, text) position masks from the token names and the hand-written table."""
     placeholder, _, markers = HAND[model]
-    names = token_names(adapter, input_ids)
+    names = token_names(adapter, inputs)
     real = attention_mask.bool()
     audio = real & torch.tensor([n == placeholder for n in names])
     text = real & ~audio & ~torch.tensor([n in set(markers) for n in names])
@@ -74,7 +88,7 @@ def test_valid_positions_match_the_hand_written_list(model: str) -> None:
     probe = Probe(labels=("anger", "happy", "sad"), option_order="fixed")
     clip = np.full(int(0.3 * adapter.sample_rate), 0.01, dtype=np.float32)
     batch = adapter.build_batch([clip], [probe.prompt(probe.labels)])
-    names = token_names(adapter, batch.inputs["input_ids"][0])
+    names = token_names(adapter, batch.inputs)
     audio, text = (m.bool() for m in span_masks(batch)[0])
     placeholder, n_audio, markers = HAND[model]
     assert [n for n, a, t in zip(names, audio, text, strict=True) if not a and not t] == markers
@@ -98,7 +112,7 @@ def ground_truth(model: str, adapter: ModelAdapter, audio: np.ndarray, prompt: s
     finally:
         for h in handles:
             h.remove()
-    audio_mask, text_mask = hand_masks(model, adapter, batch.inputs["input_ids"][0],
+    audio_mask, text_mask = hand_masks(model, adapter, batch.inputs,
                                        batch.inputs["attention_mask"][0])
     masks = torch.stack([audio_mask, text_mask])  # (2, L)
     k, sums, near_zero = [], [], []

@@ -17,9 +17,9 @@ from esn.pipeline.probe import Probe
 PAIRS = ((0, 3), (1, 10), (1, 11), (3, 0))
 
 
-@pytest.fixture(scope="module")
-def adapter():
-    return load_adapter(LoadOptions(model_id="tiny-qwen2_5_omni"))
+@pytest.fixture(scope="module", params=["tiny-qwen2_5_omni", "tiny-kimi_audio"])
+def adapter(request):
+    return load_adapter(LoadOptions(model_id=request.param))
 
 
 @pytest.fixture(scope="module")

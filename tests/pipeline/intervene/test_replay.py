@@ -23,7 +23,8 @@ from esn.pipeline.probe import Probe
 from esn.schemas import STATUS_DONE
 from esn.stores import ActivationStore
 
-TINY = ["tiny-qwen2_5_omni", "tiny-audioflamingo3", "tiny-qwen2_audio", "tiny-voxtral"]
+TINY = ["tiny-qwen2_5_omni", "tiny-audioflamingo3", "tiny-qwen2_audio", "tiny-voxtral",
+        "tiny-kimi_audio"]
 CHECKPOINTS = (0, 2, 3)  # first, a middle and the last of 4 layers
 
 

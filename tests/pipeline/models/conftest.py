@@ -35,6 +35,13 @@ def whisper_tokens_30s(n_samples: int) -> int:
     return whisper_tokens(min(n_samples, 30 * SAMPLE_RATE))
 
 
+def kimi_tokens(n_samples: int) -> int:
+    """Kimi-Audio: 12.5 Hz per 30-s segment, ``ceil(L / 1280)`` for a segment of L samples,
+    the whole clip heard."""
+    segments = [min(30 * SAMPLE_RATE, n_samples - s) for s in range(0, n_samples, 30 * SAMPLE_RATE)]
+    return sum(math.ceil(length / 1280) for length in segments)
+
+
 def voxtral_tokens(n_samples: int) -> int:
     """375 tokens (12.5 per second) per started 30-s chunk."""
     return 375 * math.ceil(n_samples / (30 * SAMPLE_RATE))
@@ -49,6 +56,7 @@ class Family:
     masked: frozenset[str]  # special tokens that occur in the prompt and must not be valid
     n_audio_tokens: Callable[[int], int]
     rope_axes: int  # 3 for mRoPE, 1 otherwise
+    two_streams: bool = False  # Kimi-Audio: its prompt tests are in test_kimi_audio.py
 
 
 QWEN_MASKED = frozenset({"<|endoftext|>", "<|im_start|>", "<|im_end|>"})
@@ -63,6 +71,7 @@ FAMILIES = {
         Family("tiny-voxtral", "[AUDIO]",
                frozenset({"<pad>", "<s>", "[INST]", "[/INST]", "[BEGIN_AUDIO]"}),
                voxtral_tokens, 1),
+        Family("tiny-kimi_audio", "", frozenset(), kimi_tokens, 1, two_streams=True),
     )
 }
 

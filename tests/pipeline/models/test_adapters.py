@@ -55,6 +55,8 @@ def test_audio_positions_follow_the_token_formula(
 ) -> None:
     counts = batch.audio.sum(-1).tolist()
     assert counts == [family.n_audio_tokens(clip.size) for clip in clips]
+    if family.two_streams:
+        pytest.skip("two token streams: test_kimi_audio.py checks them position by position")
     for row, audio in zip(batch.input_ids, batch.audio, strict=True):
         names = tokens(adapter, row)
         assert [n == family.audio_token for n in names] == audio.tolist()
@@ -65,6 +67,8 @@ def test_audio_positions_follow_the_token_formula(
 def test_valid_excludes_padding_and_special_tokens(
     adapter: ModelAdapter, batch: ProbeBatch, family: Family
 ) -> None:
+    if family.two_streams:
+        pytest.skip("two token streams: test_kimi_audio.py checks them position by position")
     for row, attention, valid, audio in zip(
         batch.input_ids, batch.attention_mask.bool(), batch.valid, batch.audio, strict=True
     ):

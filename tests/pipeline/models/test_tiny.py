@@ -27,6 +27,7 @@ REAL_CLASSES = {
     "tiny-audioflamingo3": ("AudioFlamingo3ForConditionalGeneration", "AudioFlamingo3Processor"),
     "tiny-qwen2_audio": ("Qwen2AudioForConditionalGeneration", "Qwen2AudioProcessor"),
     "tiny-voxtral": ("VoxtralForConditionalGeneration", "VoxtralProcessor"),
+    "tiny-kimi_audio": ("KimiAudioForText", "KimiProcessor"),  # esn's rebuild (no HF class)
 }
 
 
