@@ -127,6 +127,9 @@ class ModelAdapter(abc.ABC):
     family: ClassVar[str] = ""
     #: ``model_type`` values of checkpoint configs that this family loads.
     model_types: ClassVar[tuple[str, ...]] = ()
+    #: ``architectures`` of checkpoint configs that this family loads when their
+    #: ``model_type`` is missing (configs of remote-code models may leave it out).
+    architectures: ClassVar[tuple[str, ...]] = ()
     #: Name of the transformers model class that ``from_pretrained`` loads.
     model_class: ClassVar[str] = ""
 

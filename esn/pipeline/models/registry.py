@@ -39,6 +39,10 @@ ADAPTERS: Mapping[str, type[ModelAdapter]] = MappingProxyType({
 MODEL_TYPES: Mapping[str, str] = MappingProxyType({
     model_type: cls.family for cls in ADAPTERS.values() for model_type in cls.model_types
 })
+#: Families by a config's ``architectures``, for configs without a ``model_type``.
+ARCHITECTURES: Mapping[str, str] = MappingProxyType({
+    name: cls.family for cls in ADAPTERS.values() for name in cls.architectures
+})
 
 
 def load_adapter(options: LoadOptions) -> ModelAdapter:
@@ -79,6 +83,11 @@ def resolve_family(model_id: str, *, revision: str | None = None) -> tuple[str, 
         return Qwen2AudioAdapter.family, None
     config, commit_hash = _read_config(model_id, revision)
     model_type = config.get("model_type")
+    architectures = config.get("architectures") or []
+    if not model_type and isinstance(architectures, list):
+        for name in architectures:
+            if name in ARCHITECTURES:
+                return ARCHITECTURES[name], commit_hash
     if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
         known = ", ".join(sorted(MODEL_TYPES))
         raise ModelLoadError(

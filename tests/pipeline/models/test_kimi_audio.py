@@ -19,7 +19,7 @@ from safetensors import safe_open
 from transformers import Qwen2Config, Qwen2Model
 
 from esn.errors import MissingDependencyError, ModelLoadError
-from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
+from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter, resolve_family
 from esn.pipeline.models.kimi_audio import KimiaInferFrontEnd
 from esn.pipeline.models.kimi_audio.frontend import FRONTEND_FILE
 from esn.pipeline.models.kimi_audio.tiny import save_kimi_checkpoint
@@ -295,3 +295,19 @@ def test_the_kimia_infer_front_end_calls_its_published_interface(
     assert tokens == list(range(13)) and features.shape == (13, 5120)
     # Row t holds 50-Hz frames 4t..4t+3 side by side.
     assert features[1, 0] == 4 * 1280 and features[1, 1280] == 5 * 1280
+
+
+def test_a_config_without_model_type_is_known_by_its_architecture(checkpoint: Path,
+                                                                   tmp_path: Path) -> None:
+    """Sources differ on whether the released config.json names its model_type: without
+    one, its architectures say Kimi-Audio."""
+    folder = tmp_path / "snapshot"
+    folder.mkdir()
+    for path in checkpoint.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    del config["model_type"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert resolve_family(str(folder)) == ("kimi_audio", None)
+    adapter = load_adapter(LoadOptions(model_id=str(folder)))
+    assert adapter.family == "kimi_audio" and adapter.n_layers == config["num_hidden_layers"]

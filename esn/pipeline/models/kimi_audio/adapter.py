@@ -82,6 +82,7 @@ class KimiProcessor:
 class KimiAudioAdapter(ModelAdapter):
     family: ClassVar[str] = "kimi_audio"
     model_types: ClassVar[tuple[str, ...]] = (KIMI_MODEL_TYPE,)
+    architectures: ClassVar[tuple[str, ...]] = ("MoonshotKimiaForCausalLM",)
     model_class: ClassVar[str] = "KimiAudioForText"
 
     processor: KimiProcessor

@@ -44,8 +44,9 @@ KIMI_MODEL_TYPE = "moonshot_kimia"
 
 
 class KimiAudioConfig(Qwen2Config):
-    """The checkpoint's ``config.json`` (``model_type`` ``moonshot_kimia``): a Qwen2 config
-    plus the ``kimia_*`` fields (special ids, token offset, adaptor width), kept as read."""
+    """The checkpoint's ``config.json`` (``model_type`` ``moonshot_kimia``, or none and
+    ``architectures`` ``MoonshotKimiaForCausalLM``): a Qwen2 config plus the ``kimia_*``
+    fields (special ids, token offset, adaptor width), kept as read."""
 
     model_type = KIMI_MODEL_TYPE
 
