@@ -190,11 +190,15 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
               help="Store the hidden states entering these layers, for fast replay later.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the option order per item and of --limit's sample.")
-@click.option("--option-order", type=click.Choice(["random", "fixed"]), default="random",
-              show_default=True)
+@click.option("--option-order", type=click.Choice(["random", "fixed"]), default=None,
+              help="Order of the options in each prompt (default: the model's own setting "
+              "for a built-in organism, else random).")
 @click.option("--template", default=None,
-              help="Probe text with an {options} field (default: esn's standard question).")
-@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=20, show_default=True)
+              help="Probe text with an {options} field (default: the model's own prompt for "
+              "a built-in organism, else esn's standard question).")
+@click.option("--max-new-tokens", type=click.IntRange(1, 512), default=None,
+              help="Longest answer (default: the model's own setting for a built-in "
+              "organism, else 20).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="S", help="Let the model hear only the first S seconds of each clip "
               "(default: the model's own audio window, e.g. 30 s for Whisper-style encoders).")
@@ -217,8 +221,8 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
             attn_implementation: str | None, trust_remote_code: bool, corpus_spec: str,
             out: str, emotions: tuple[str, ...], splits: tuple[str, ...],
             merges: tuple[str, ...], limit: int | None, batch_size: int,
-            checkpoint_layers: str | None, seed: int, option_order: str,
-            template: str | None, max_new_tokens: int, max_seconds: float | None,
+            checkpoint_layers: str | None, seed: int, option_order: str | None,
+            template: str | None, max_new_tokens: int | None, max_seconds: float | None,
             sums: str | None, batch_workers: int | None, utterance_chunk: int,
             overwrite: bool, break_lock: bool) -> None:
     """Probe a model on a corpus and write the neuron statistics into an activation store.
@@ -236,8 +240,12 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
     from esn.pipeline.extract import ExtractRequest
     from esn.pipeline.extract import extract as run_extract
     from esn.pipeline.models import LoadOptions
-    from esn.pipeline.probe import DEFAULT_TEMPLATE
+    from esn.pipeline.probe_settings import choose_probe
 
+    probe, lines = choose_probe(model_id, option_order=option_order, template=template,
+                                max_new_tokens=max_new_tokens)
+    for line in lines:
+        click.echo(line, err=True)
     request = ExtractRequest(
         model=LoadOptions(model_id=model_id, revision=revision, dtype=dtype, device=device,
                           attn_implementation=attn_implementation,
@@ -245,8 +253,8 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
         corpus=corpus_spec, out=out, emotions=_split_list(emotions),
         splits=_split_list(splits), merges=_split_list(merges) or (), limit=limit,
         batch_size=batch_size, checkpoint_layers=_int_list(checkpoint_layers),
-        template=template or DEFAULT_TEMPLATE, seed=seed, option_order=option_order,
-        max_new_tokens=max_new_tokens, max_seconds=max_seconds, sums=sums,
+        template=probe.template, seed=seed, option_order=probe.option_order,
+        max_new_tokens=probe.max_new_tokens, max_seconds=max_seconds, sums=sums,
         batch_workers=batch_workers,
         utterance_chunk=utterance_chunk, overwrite=overwrite, break_lock=break_lock,
     )
@@ -870,16 +878,19 @@ def report(results: tuple[str, ...], out: str, title: str | None, n_boot: int,
 
     RESULTS are folders written by ``esn intervene``; results of one model and store form
     a study (fraction, alpha, pool-size sweeps and transfers are recognised from each
-    folder's context). Also writes every figure as PNG and the numbers as summary.json.
+    folder's context). The page, and the terminal, open with the findings per model; every
+    figure is also written as PNG and SVG, and every number to summary.json.
 
     \b
     Example:
         esn report runs/results/* --out runs/report
     """
-    from esn.pipeline.report import build_report
+    from esn.pipeline.report import build_report, report_findings
 
     html = build_report([Path(r) for r in results], Path(out), title=title, n_boot=n_boot,
                         seed=seed, overwrite=overwrite)
+    for line in report_findings(html.parent):
+        click.echo(line)
     click.echo(f"report: {html}")
 
 

@@ -1,7 +1,8 @@
 """Model families by name and by checkpoint ``model_type``, and ``load_adapter``.
 
 A model id is a built-in tiny id (``TINY_MODELS``), ``esn-organism`` (the trained model
-organism shipped with esn, ``esn.pipeline.organism``), ``esn-whisper-smollm2`` (the
+organism shipped with esn, ``esn.pipeline.organism``; a retrained one by its folder),
+``esn-whisper-smollm2`` (the
 pretrained organism: its trained parts ship with esn, its base weights come from registry
 packages; ``esn.pipeline.weights.builtin``), a Hugging Face hub id (read from the
 local cache when ``HF_HUB_OFFLINE=1``) or a local directory. Its family comes from the
@@ -28,6 +29,7 @@ from esn.pipeline.models.qwen2_5_omni import QwenOmniAdapter
 from esn.pipeline.models.qwen2_audio import Qwen2AudioAdapter
 from esn.pipeline.models.tiny import TINY_MODELS, TINY_SEED
 from esn.pipeline.models.voxtral import VoxtralAdapter
+from esn.pipeline.probe_settings import organism_folder
 
 __all__ = ["ADAPTERS", "MODEL_TYPES", "load_adapter", "resolve_family"]
 
@@ -61,6 +63,9 @@ def load_adapter(options: LoadOptions) -> ModelAdapter:
         return _load_organism(options)
     if options.model_id == _builtin().PRETRAINED_ID:
         return _load_pretrained_organism(options)
+    retrained = organism_folder(options.model_id)
+    if retrained is not None:
+        return _load_organism(options, retrained)
     family, commit_hash = resolve_family(options.model_id, revision=options.revision)
     adapter_cls = ADAPTERS[family]
     try:
@@ -81,6 +86,8 @@ def resolve_family(model_id: str, *, revision: str | None = None) -> tuple[str, 
         return QwenOmniAdapter.family, None
     if model_id == _builtin().PRETRAINED_ID:
         return Qwen2AudioAdapter.family, None
+    if organism_folder(model_id) is not None:
+        return QwenOmniAdapter.family, None
     config, commit_hash = _read_config(model_id, revision)
     model_type = config.get("model_type")
     architectures = config.get("architectures") or []
@@ -155,16 +162,18 @@ def _organism() -> Any:
     return model
 
 
-def _load_organism(options: LoadOptions) -> ModelAdapter:
-    """``esn-organism``: the trained weights shipped with esn (``esn.pipeline.organism``)."""
+def _load_organism(options: LoadOptions, folder: Path | None = None) -> ModelAdapter:
+    """``esn-organism``: the trained weights shipped with esn (``esn.pipeline.organism``),
+    or a retrained organism's folder (``esn organism train --out DIR``)."""
     organism = _organism()
-    built, processor = organism.load_organism()
+    folder = folder or organism.WEIGHTS_DIR
+    built, processor = organism.load_organism(folder)
     model: Any = built
     if options.attn_implementation:
         model.set_attn_implementation(options.attn_implementation)
     model = place_model(model, options)
     info = model_info(options, model, family=QwenOmniAdapter.family,
-                      revision=organism.organism_revision())
+                      revision=organism.organism_revision(folder))
     return QwenOmniAdapter(model, processor, info)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from esn.pipeline.report.plots import grid, new_figure, png
+from esn.pipeline.report.plots import Figure, grid, new_figure
 
 __all__ = ["bars_figure"]
 
@@ -24,7 +24,7 @@ def _errors(values: Sequence[float], intervals: Sequence[Sequence[float] | None]
     return err
 
 
-def bars_figure(title: str, entries: Sequence[Mapping[str, Any]]) -> bytes:
+def bars_figure(title: str, entries: Sequence[Mapping[str, Any]]) -> Figure:
     """``entries``: bar entries of the summary (method, self, self_ci, cross, cross_ci); the
     random control's self and cross are both the mean of its row."""
     names = [e["method"] for e in entries]
@@ -49,4 +49,4 @@ def bars_figure(title: str, entries: Sequence[Mapping[str, Any]]) -> bytes:
     ax.set_ylabel("accuracy change (points)")
     ax.legend(fontsize=8)
     ax.margins(y=0.15)
-    return png(fig)
+    return fig

@@ -54,9 +54,11 @@ from esn.errors import RequestError
 from esn.pipeline.report.bars import bars_figure
 from esn.pipeline.report.curves import curve_figure
 from esn.pipeline.report.effects import LEVEL, resample
-from esn.pipeline.report.heatmaps import heatmap_figure
+from esn.pipeline.report.findings import findings, findings_text
+from esn.pipeline.report.heatmaps import grid_figure, heatmap_figure
 from esn.pipeline.report.layers import layers_figure
 from esn.pipeline.report.page import render_page
+from esn.pipeline.report.plots import Figure, png, svg
 from esn.pipeline.report.results import ResultsFolder, group_studies, read_results
 from esn.pipeline.report.summary import study_numbers, transfer_numbers
 from esn.pipeline.report.transfer import transfer_figure
@@ -64,7 +66,7 @@ from esn.pipeline.report.verdict import FACTOR, RULE
 from esn.provenance import library_versions
 from esn.stores.outputs import OutputKind, claim_output, has_json_marker
 
-__all__ = ["REPORT_FORMAT", "REPORT_OUTPUT", "REPORT_VERSION", "build_report"]
+__all__ = ["REPORT_FORMAT", "REPORT_OUTPUT", "REPORT_VERSION", "build_report", "report_findings"]
 
 REPORT_FORMAT = "esn-report"
 REPORT_VERSION = 1
@@ -81,19 +83,24 @@ REPORT_OUTPUT = OutputKind(
 
 
 class _Figures:
-    """Rendered figures in page order: their summary entries and PNG bytes."""
+    """Rendered figures in page order: their summary entries, PNG bytes (shown on the page)
+    and the same figures as SVG (for papers), by file name."""
 
     def __init__(self) -> None:
         self.entries: list[dict[str, Any]] = []
         self.images: dict[str, bytes] = {}
+        self.vectors: dict[str, bytes] = {}
 
-    def add(self, study: str, kind: str, caption: str, draw: Callable[..., bytes],
+    def add(self, study: str, kind: str, caption: str, draw: Callable[..., Figure],
             *args: Any, **kwargs: Any) -> str:
         n = sum(e["kind"] == kind and e["study"] == study for e in self.entries)
-        file = f"{study or 'all'}_{kind}_{n + 1}.png"
-        self.images[file] = draw(*args, **kwargs)
-        self.entries.append({"file": file, "kind": kind, "study": study, "caption": caption})
-        return file
+        stem = f"{study or 'all'}_{kind}_{n + 1}"
+        fig = draw(*args, **kwargs)
+        self.images[f"{stem}.png"] = png(fig)
+        self.vectors[f"{stem}.svg"] = svg(fig)
+        self.entries.append({"file": f"{stem}.png", "vector": f"{stem}.svg", "kind": kind,
+                             "study": study, "caption": caption})
+        return f"{stem}.png"
 
 
 def _strength(mode: str, strength: float) -> str:
@@ -205,6 +212,10 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
             "", "transfer", f"Transfer ({what}): neurons identified on the row's store, "
             "evaluated on the column's store; mean self effect and gap per method (points).",
             transfer_figure, f"transfer, {what}", t, labels.__getitem__)
+    found = findings(studies, transfer, by_id, resamples)
+    for entry in found:
+        entry["text"] = findings_text(entry, lambda store: labels.get(store, store))
+        _draw_model(entry, studies, by_id, labels, figures)
     study_of = {rid: s["id"] for s in studies for rid in s["results"]}
     summary = {
         "format": REPORT_FORMAT, "schema_version": REPORT_VERSION,
@@ -217,13 +228,68 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
                      "fraction": r.sets_fraction, "pool_size": r.pool_size,
                      "strengths": r.strengths, "n_items": int(r.gold.size),
                      "labels": list(r.labels), "checks": bool(r.checks)} for r in folders],
-        "store_labels": labels, "studies": studies, "transfer": transfer,
-        "figures": figures.entries,
+        "store_labels": labels, "findings": found, "studies": studies,
+        "transfer": transfer, "figures": figures.entries,
     }
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    page = render_page(summary, figures.images, created=created)
-    _write(out, summary, page, figures.images)
+    page = render_page(summary, figures.images, created=created,
+                       base=out.resolve().parent)
+    _write(out, summary, page, {**figures.images, **figures.vectors})
     return out / "report.html"
+
+
+def report_findings(out: str | os.PathLike[str]) -> list[str]:
+    """The findings of a written report (its ``summary.json``), as lines for a terminal:
+    per model its name, then its sentences."""
+    summary = json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
+    lines = []
+    for entry in summary.get("findings", []):
+        lines.append(f"{entry['model']}:")
+        lines.extend(f"  {line}" for line in entry["text"])
+    return lines
+
+
+def _draw_model(entry: dict[str, Any], studies: Sequence[dict[str, Any]],
+                folders: dict[str, ResultsFolder], labels: dict[str, str],
+                figures: _Figures) -> None:
+    """The model's heatmap grid (one row per study, at the best method's fraction or the
+    study's first) and its best method's steering sweep (one panel per alpha)."""
+    mine = [s for s in studies if s["model"] == entry["model"]]
+    best = entry["best"]
+    rows = []
+    for s in mine:
+        panels = [h for h in s["heatmaps"] if h["mode"] == "deactivate"
+                  and not folders[h["results"]].transfer]
+        if not panels:
+            continue
+        strengths = list(dict.fromkeys(h["strength"] for h in panels))
+        strength = best["fraction"] if best and best["fraction"] in strengths else strengths[0]
+        chosen = [h for h in panels if h["strength"] == strength]
+        first = chosen[0]["results"]
+        rows.append((f"{labels.get(s['store'], s['store'])}, {100 * strength:.3g}%",
+                     [h for h in chosen if h["results"] == first]))
+    if rows:
+        entry["grid"] = figures.add(
+            "", "grid", f"{entry['model']}: accuracy change (points) when the neurons of the "
+            "row's mask emotion are deactivated, per evaluated emotion; one row per "
+            "identification store (at the deactivated fraction shown), one column per "
+            "method, RND the random masks of the same size; one colour scale.",
+            grid_figure, f"{entry['model']}: deactivation", rows)
+    method = best["method"] if best else None
+    store = next(s["store"] for s in mine if s["id"] == entry["study"])
+    steer = [h for s in mine if s["id"] == entry["study"] for h in s["heatmaps"]
+             if h["mode"] == "steer" and h["method"] == method
+             and not folders[h["results"]].transfer]
+    if len(steer) >= 2:
+        first = steer[0]["results"]
+        panels = [{**h, "method": f"alpha {h['strength']:g}"}
+                  for h in sorted(steer, key=lambda h: h["strength"]) if h["results"] == first]
+        entry["alpha_grid"] = figures.add(
+            "", "alpha_grid", f"{entry['model']}: accuracy change (points) when the neurons "
+            f"of {method} are amplified by alpha (one panel per alpha); rows: the steered "
+            "emotion (RND: random neurons), columns: evaluated emotion; one colour scale.",
+            grid_figure, f"{entry['model']}: steering with {method}",
+            [(labels.get(store, store), panels)])
 
 
 def _check_out(out: Path) -> None:

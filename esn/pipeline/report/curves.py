@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from esn.pipeline.report.plots import grid, method_color, new_figure, png
+from esn.pipeline.report.plots import Figure, grid, method_color, new_figure
 
 __all__ = ["curve_figure"]
 
 
 def curve_figure(title: str, points: Sequence[Mapping[str, Any]], x: str, x_label: str,
                  panels: Sequence[tuple[str, str]], *, x_scale: float = 1.0,
-                 reference: Mapping[str, tuple[float, str]] | None = None) -> bytes:
+                 reference: Mapping[str, tuple[float, str]] | None = None) -> Figure:
     """``points``: a curve's points (each with ``method``, ``x`` and the panel keys);
     ``panels``: (key, y label) per panel; ``reference``: a horizontal line per panel key."""
     from matplotlib.ticker import MaxNLocator
@@ -42,4 +42,4 @@ def curve_figure(title: str, points: Sequence[Mapping[str, Any]], x: str, x_labe
         ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    return png(fig)
+    return fig

@@ -1,5 +1,5 @@
-"""Where the selected neurons sit: the share of each set in each decoder layer, one panel
-per method, one line per emotion."""
+"""Where the selected neurons sit: per method (rows) and emotion (columns), how many of the
+set's neurons lie in each decoder layer, on a log scale (the study's Figure 4)."""
 
 from __future__ import annotations
 
@@ -8,45 +8,44 @@ from typing import Any
 
 import numpy as np
 
-from esn.pipeline.report.plots import grid, label_width, new_figure, png
+from esn.pipeline.report.plots import Figure, grid, method_color, new_figure
 
 __all__ = ["layers_figure"]
 
 
-def layers_figure(title: str, entry: Mapping[str, Any]) -> bytes:
+def layers_figure(title: str, entry: Mapping[str, Any]) -> Figure:
     """``entry``: a layer entry of the summary (``n_layers`` and ``sets`` with ``method``,
-    ``emotion`` and ``share`` per layer in percent)."""
+    ``emotion``, ``n`` and ``counts`` per layer)."""
     methods = list(dict.fromkeys(s["method"] for s in entry["sets"]))
     emotions = list(dict.fromkeys(s["emotion"] for s in entry["sets"]))
-    n_cols = min(3, len(methods))
-    n_rows = -(-len(methods) // n_cols)
-    legend = label_width(emotions, 9) + 0.7
-    fig = new_figure(3.9 * n_cols + 0.8 + legend, 2.6 * n_rows + 0.7, title)
-    axes = [ax for row in grid(fig, n_rows, n_cols, left=0.8, right=legend, bottom=0.55,
-                               top=0.6, hgap=0.5, vgap=0.75) for ax in row]
+    fig = new_figure(2.3 * len(emotions) + 1.1, 1.5 * len(methods) + 1.0, title)
+    axes = grid(fig, len(methods), len(emotions), left=0.85, right=0.25, bottom=0.55,
+                top=0.65, hgap=0.25, vgap=0.35)
     from matplotlib.ticker import MaxNLocator
 
     layers = np.arange(entry["n_layers"])
-    colors = {e: f"C{i % 10}" for i, e in enumerate(emotions)}
-    top = max((max(s["share"]) for s in entry["sets"] if s["share"]), default=1.0)
-    for ax, method in zip(axes, methods, strict=False):
-        for s in entry["sets"]:
-            if s["method"] == method:
-                ax.plot(layers, s["share"], marker=".", color=colors[s["emotion"]],
-                        label=s["emotion"])
-        ax.set_title(method, fontsize=10)
-        ax.set_ylim(0, 1.05 * top)
-        ax.grid(alpha=0.3)
-        ax.set_xlabel("decoder layer")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for i, ax in enumerate(axes):
-        if i % n_cols == 0:
-            ax.set_ylabel("share of the set (%)")
-        else:
-            ax.tick_params(labelleft=False)
-        if i >= len(methods):
-            ax.set_visible(False)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper right", fontsize=9, title="emotion",
-               bbox_to_anchor=(1.0, 1 - 0.6 / fig.get_size_inches()[1]))
-    return png(fig)
+    sets = {(s["method"], s["emotion"]): s for s in entry["sets"]}
+    top = max((max(s["counts"]) for s in entry["sets"] if s["counts"]), default=1)
+    for r, method in enumerate(methods):
+        for c, emotion in enumerate(emotions):
+            ax = axes[r][c]
+            s = sets.get((method, emotion))
+            if s is not None:
+                ax.bar(layers, s["counts"], width=0.85, color=method_color(method))
+                ax.text(0.98, 0.92, f"n={s['n']}", transform=ax.transAxes, ha="right",
+                        va="top", fontsize=7)
+            ax.set_yscale("log")
+            ax.set_ylim(0.8, max(2.0, 1.6 * top))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.tick_params(labelsize=7)
+            if r == 0:
+                ax.set_title(emotion, fontsize=9)
+            if r == len(methods) - 1:
+                ax.set_xlabel("decoder layer", fontsize=8)
+            else:
+                ax.tick_params(labelbottom=False)
+            if c == 0:
+                ax.set_ylabel(f"{method}\nneurons (log)", fontsize=8)
+            else:
+                ax.tick_params(labelleft=False)
+    return fig

@@ -1,5 +1,6 @@
 """Shared figure style: standalone matplotlib figures (Agg, no pyplot state), one colour per
-method, a diverging heatmap centred at 0 with the numbers in its cells, PNG bytes out."""
+method, a diverging heatmap centred at 0 with the numbers in its cells; PNG (for the page)
+and SVG (for papers) bytes out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Figure", "annotated_heatmap", "grid", "label_width", "method_color", "new_figure",
-           "png", "symmetric_limit"]
+           "png", "svg", "symmetric_limit"]
 
 Figure = Any  # matplotlib.figure.Figure, imported lazily
 DIVERGING = "RdBu"  # negative red, positive blue
@@ -69,6 +70,16 @@ def colorbar(fig: Figure, image: Any, label: str, *, right: float, bottom: float
 def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def svg(fig: Figure) -> bytes:
+    """The figure as SVG (vector, for papers); its text stays text, not paths."""
+    import matplotlib
+
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "esn"}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
 
 

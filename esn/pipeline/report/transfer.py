@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from esn.pipeline.report.plots import (
+    Figure,
     annotated_heatmap,
     colorbar,
     grid,
     label_width,
     new_figure,
-    png,
     symmetric_limit,
 )
 
@@ -22,7 +22,7 @@ __all__ = ["transfer_figure"]
 
 
 def transfer_figure(title: str, entry: Mapping[str, Any], label: Callable[[str], str]
-                    ) -> bytes:
+                    ) -> Figure:
     """``entry``: a transfer entry of the summary; ``label`` names a store on the axes."""
     stores, methods = entry["stores"], entry["methods"]
     matrices: dict[str, list[np.ndarray]] = {"self": [], "gap": []}
@@ -54,4 +54,4 @@ def transfer_figure(title: str, entry: Mapping[str, Any], label: Callable[[str],
             if col == 0:
                 ax.set_ylabel("identification store")
     colorbar(fig, image, "points", right=1.0, bottom=bottom, top=top)
-    return png(fig)
+    return fig

@@ -10,7 +10,6 @@ import html
 import json
 import re
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,12 @@ import xarray as xr
 
 from esn.errors import OutputRefusedError, RequestError
 from esn.pipeline.report import build_report
+from esn.pipeline.report.screenshot import rendered_body, screenshot
 from tests.pipeline.report.conftest import BIG, CHECKS, N_BOOT, SMALL
 
 SEED = 3
 FACTOR = 3.0
+SCREEN = (1280, 900)  # the first screen of a laptop
 
 
 @pytest.fixture(scope="module")
@@ -318,16 +319,19 @@ def test_page_is_self_contained_and_shows_every_figure(report) -> None:
     figures = summary["figures"]
     kinds = Counter(f["kind"] for f in figures)
     assert kinds == {"heatmap": 7, "bars": 7, "alpha": 1, "fraction": 1, "id_size": 1,
-                     "layers": 4, "transfer": 1}
+                     "layers": 4, "transfer": 1, "grid": 1, "alpha_grid": 1}
     assert page.count("<img ") == len(figures)
     for f in figures:
         data = (out / "figures" / f["file"]).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n")
         assert base64.b64encode(data).decode() in page
+        vector = (out / "figures" / f["vector"]).read_text()  # the same figure for papers
+        assert vector.lstrip().startswith("<?xml") and "<svg" in vector
     referenced = {x["figure"] for s in summary["studies"]
                   for key in ("heatmaps", "bars", "alpha_curves", "fraction_curves",
                               "id_size_curves", "layers") for x in s[key]}
     referenced |= {t["figure"] for t in summary["transfer"]}
+    referenced |= {f[key] for f in summary["findings"] for key in ("grid", "alpha_grid")}
     assert referenced == {f["file"] for f in figures}
     assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing fetched from outside
     assert "<link" not in page and "@import" not in page
@@ -340,22 +344,87 @@ def test_page_is_self_contained_and_shows_every_figure(report) -> None:
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium is not installed (apt-get install chromium)")
 def test_page_renders_in_a_browser(report, tmp_path: Path) -> None:
+    """Rendered in headless Chromium at 1280 x 900: every image decoded, the findings on the
+    first screen before any table, nothing wider than the window; and its screenshot."""
     out, summary = report
-    url = (out / "report.html").resolve().as_uri()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
-    dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True,
-                         text=True, timeout=120, check=True).stdout
-    body = re.search(r"<body[^>]*>", dom)
-    assert body, dom[:500]
-    decoded = re.search(r'data-images-decoded="(\d+)"', body.group(0))
-    total = re.search(r'data-images-total="(\d+)"', body.group(0))
-    assert decoded and total, body.group(0)
-    assert int(decoded.group(1)) == int(total.group(1)) == len(summary["figures"])
-    shot = tmp_path / "report.png"
-    subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1280,4000",
-                    url], capture_output=True, timeout=120, check=True)
-    assert shot.stat().st_size > 0
+    body = rendered_body(out / "report.html")
+    assert int(body["images-decoded"]) == int(body["images-total"]) == len(summary["figures"])
+    assert body["findings-before-tables"] == "true"
+    assert float(body["findings-top"]) < float(body["findings-bottom"]) <= SCREEN[1]
+    assert int(body["document-width"]) <= int(body["viewport-width"]) == SCREEN[0]
+    shot = screenshot(out / "report.html", tmp_path / "first-screen.png", SCREEN)
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_findings_recompute_from_the_answers(report) -> None:
+    """The opening summary: the baseline UAR and its interval, the best method by the rule
+    (a present signature with the most negative self, else the most negative self + cross),
+    its steering at the largest alpha and its transfer, all recomputed from answers.csv."""
+    _, summary = report
+    (entry,) = summary["findings"]
+    s1 = study(summary, "s1")
+    verdicts = []
+    for v in s1["verdicts"]:
+        folder = folder_of(summary, v["results"])
+        labels = json.loads((folder / "summary.json").read_text())["labels"]
+        point = summaries(delta_rows(answers(folder), labels, v["method"], v["fraction"]),
+                          labels)
+        ci = bootstrap(folder, v["method"], v["fraction"])
+        present = (point["self"] < 0 and ci["self"][1] < 0
+                   and abs(point["self"]) >= FACTOR * point["cross_abs"]
+                   and abs(point["self"]) >= FACTOR * point["rnd_abs"])
+        score = point["self"] if present else point["self"] + point["cross_abs"]
+        verdicts.append((not present, score, v["results"], v["method"], v["fraction"], point,
+                         ci))
+    _, _, rid, method, fraction, point, ci = min(verdicts, key=lambda t: t[:2])
+    best = entry["best"]
+    assert (best["results"], best["method"], best["fraction"]) == (rid, method, fraction)
+    assert best["self"] == pytest.approx(point["self"])
+    assert best["self_ci"] == pytest.approx(ci["self"])
+    assert best["cross"] == pytest.approx(point["cross_abs"])
+    assert best["rnd"] == pytest.approx(point["rnd_abs"])
+    folder = folder_of(summary, rid)
+    frame = answers(folder)
+    labels = json.loads((folder / "summary.json").read_text())["labels"]
+    base = frame[frame.condition == "baseline"]
+    assert entry["uar"] == pytest.approx(100 * np.mean([recall(base, e) for e in labels]))
+    boot, ds = resampled_recalls(folder)
+    baseline = list(ds.method.values).index("baseline")
+    uar = 100 * boot[:, baseline, :].mean(axis=-1)
+    assert entry["uar_ci"] == pytest.approx(list(np.percentile(uar, [2.5, 97.5])))
+    counts = base.emotion.value_counts()
+    assert entry["min_per_emotion"] == int(counts.min())
+    assert (entry["caveat"] is not None) == (counts.min() < 30)
+    # Steering: the best method at the largest alpha of the steering folder.
+    steer = answers(folder_of(summary, entry["steering"]["results"]))
+    top = float(steer.strength[steer.method == method].max())
+    assert entry["steering"]["alpha"] == top
+    rows = delta_rows(steer, labels, method, top)
+    assert entry["steering"]["self"] == pytest.approx(summaries(rows, labels)["self"])
+    # Transfer: the best method, identified on a, evaluated on b.
+    (cell,) = entry["transfer"]
+    transfer = answers(folder_of(summary, cell["results"]))
+    point = summaries(delta_rows(transfer, labels, method, cell["fraction"]), labels)
+    assert (cell["self"], cell["gap"]) == pytest.approx((point["self"], point["gap"]))
+    # The sentences say these numbers; the page and the terminal show the sentences.
+    text = " ".join(entry["text"])
+    assert f"{entry['uar']:.1f}%" in text and f"{best['self']:+.1f}" in text
+    assert ("a specific signature" in text) == best["present"]
+
+
+def test_esn_report_prints_the_findings(chain, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from esn.cli import main
+
+    result = CliRunner().invoke(main, ["report", str(chain["deact"]), str(chain["steer"]),
+                                       "--out", str(tmp_path / "r"), "--n-boot", "20"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    (entry,) = summary["findings"]
+    lines = result.output.splitlines()
+    assert lines[0] == f"{entry['model']}:"
+    assert [line.strip() for line in lines[1:1 + len(entry["text"])]] == entry["text"]
 
 
 # --- edge cases ---------------------------------------------------------------------------
