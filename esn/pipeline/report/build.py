@@ -242,9 +242,13 @@ def report_findings(out: str | os.PathLike[str]) -> list[str]:
     """The findings of a written report (its ``summary.json``), as lines for a terminal:
     per model its name, then its sentences."""
     summary = json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
+    base = Path(out).resolve().parent
     lines = []
     for entry in summary.get("findings", []):
-        lines.append(f"{entry['model']}:")
+        model = Path(entry["model"])
+        shown = (os.path.relpath(model.resolve(), base) if model.is_dir()
+                 and model.resolve().is_relative_to(base) else entry["model"])
+        lines.append(f"{shown}:")
         lines.extend(f"  {line}" for line in entry["text"])
     return lines
 

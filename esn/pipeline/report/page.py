@@ -171,10 +171,11 @@ def _relative(base: Path | None) -> Callable[[str], str]:
     return rel
 
 
-def _findings(summary: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
+def _findings(summary: Mapping[str, Any], images: Mapping[str, bytes],
+              rel: Callable[[str], str]) -> str:
     parts = ["<section id=findings class=findings><h2>Findings</h2>"]
     for entry in summary.get("findings", []):
-        parts.append(f"<h3>{_e(entry['model'])}</h3><ul>"
+        parts.append(f"<h3>{_e(rel(entry['model']))}</h3><ul>"
                      + "".join(f"<li>{_e(line)}</li>" for line in entry["text"]) + "</ul>")
     parts.append("<p class=muted>Effects are accuracy changes in points (percent of an "
                  "emotion's test items) against the unchanged model on the same items, with "
@@ -209,7 +210,7 @@ def render_page(summary: Mapping[str, Any], images: Mapping[str, bytes], *, crea
              f"<p class=muted>Made {_e(created)} by esn "
              f"{_e(summary['versions'].get('esn', ''))}; {summary['n_boot']} bootstrap "
              f"resamples, seed {summary['seed']}.</p>",
-             _findings(summary, images),
+             _findings(summary, images, rel),
              "<h2>Details</h2>",
              f"<details><summary>Results folders ({len(rows)})</summary>",
              _table(["id", "folder", "study", "mode", "model", "identification store",
