@@ -5,6 +5,7 @@ towards the target), the organism's checks are reported, and a rerun resumes."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from esn.pipeline.demo.run import DEMO_LABELS, DemoOptions, run_demo
 from esn.pipeline.models import LoadOptions, load_adapter
 from esn.pipeline.organism import ORGANISM_ID
 from esn.pipeline.probe import Probe
+from esn.pipeline.report.screenshot import SCREEN, rendered_body
 from esn.stores import ActivationStore
 from esn.stores.neuron_sets import read_neuron_sets
 
@@ -150,6 +152,26 @@ def test_the_organism_checks_and_the_report(demo) -> None:
         assert names[name]["ci"] == pytest.approx([100 * np.percentile(boot, 2.5),
                                                    100 * np.percentile(boot, 97.5)]), name
     assert html.exists() and (html.parent / "summary.json").exists()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium is not installed (apt-get install chromium)")
+def test_the_first_screen_states_the_findings_of_both_models(demo) -> None:
+    """The demo's report, 1280 x 900 in Chromium: the findings of the organism and of the
+    positive control come first and end on the first screen, the control's verdict is the
+    signature and the organism's is not, and nothing is wider than the window."""
+    _, html = demo
+    summary = json.loads((html.parent / "summary.json").read_text())
+    models = [f["model"] for f in summary["findings"]]
+    assert models[0] == ORGANISM_ID and models[1].endswith("planted") and len(models) == 2
+    organism, planted = summary["findings"]
+    assert planted["best"]["present"] and not organism["best"]["present"]
+    assert all(f"UAR {f['uar']:.1f}%" in f["text"][0] for f in (organism, planted))
+    body = rendered_body(html, SCREEN)
+    assert body["findings-before-tables"] == "true"
+    assert float(body["findings-bottom"]) <= SCREEN[1]
+    assert int(body["document-width"]) <= int(body["viewport-width"])
+    assert int(body["images-decoded"]) == int(body["images-total"])
 
 
 def test_a_rerun_resumes_without_recomputing(demo) -> None:
