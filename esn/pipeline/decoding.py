@@ -108,20 +108,16 @@ class Decoded:
     complete: bool
 
 
-def _never(row: int, text: str) -> bool:
-    return False
-
-
 @torch.no_grad()
 def greedy_from_embeddings(adapter: ModelAdapter, hidden: torch.Tensor,
                            attention_mask: torch.Tensor, positions: torch.Tensor,
                            max_new_tokens: int,
-                           enough: Callable[[int, str], bool] = _never) -> list[Decoded]:
+                           enough: Callable[[int, str], bool] | None = None) -> list[Decoded]:
     """Greedy decoding from the inputs of layer 0 ``hidden`` ``(B, L, H)``, as ``generate``
     decodes: a KV cache, positions going on from the prompt's last one, each new token fed
     back through ``adapter.next_token_embeddings``. Row b stops at one of
-    ``adapter.stop_ids``, after ``max_new_tokens``, or once ``enough(b, text)`` holds for its
-    decoded text so far. Hooks on the layers fire at every step (the caller's)."""
+    ``adapter.stop_ids``, after ``max_new_tokens``, or once ``enough(b, text)`` (if given)
+    holds for its decoded text so far. Hooks on the layers fire at every step (the caller's)."""
     from transformers import DynamicCache
 
     decoder: Any = adapter.decoder
@@ -149,7 +145,7 @@ def greedy_from_embeddings(adapter: ModelAdapter, hidden: torch.Tensor,
             tokens[b].append(token)
             if len(tokens[b]) == max_new_tokens:
                 live[b], complete[b] = False, True
-            elif enough(b, adapter.decode(torch.tensor(tokens[b]))):
+            elif enough is not None and enough(b, adapter.decode(torch.tensor(tokens[b]))):
                 live[b] = False
         if not any(live):
             break

@@ -35,7 +35,6 @@ from esn.pipeline.intervene.replay import (
     is_ascii_digits,
     replay_first_logits,
     replay_greedy,
-    stop_token_ids,
 )
 from esn.pipeline.models.base import ModelAdapter, ProbeBatch
 from esn.pipeline.probe import Probe, decided_answer
@@ -108,7 +107,7 @@ def _replay(adapter: ModelAdapter, store: ActivationStore, items: Sequence[int],
             used: np.ndarray, pending: dict[int, list[int]],
             report: Callable[[], None]) -> None:
     layout = store.layout
-    stops = stop_token_ids(adapter)
+    stops = adapter.stop_ids
     # An item answered with digits (or nothing, or more than one token) at extraction will
     # most likely need decoding on under an intervention too ("2" may go on to "23", "s" to
     # "sad"): its pairs start straight from the layer-0 checkpoint, which gives the first

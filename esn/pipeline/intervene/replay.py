@@ -26,7 +26,7 @@ from esn.pipeline.models.base import ModelAdapter, ProbeBatch
 from esn.stores.checkpoints import CheckpointChunk
 
 __all__ = ["ReplayInputs", "choose_checkpoint", "first_token_digit", "replay_first_logits",
-           "replay_greedy", "stop_token_ids"]
+           "replay_greedy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,11 +106,6 @@ def first_token_digit(adapter: ModelAdapter, token_ids: torch.Tensor, n_options:
 def is_ascii_digits(text: str) -> bool:
     """Whether ``text`` is a non-empty run of ``[0-9]`` (``"²".isdigit()`` is also True)."""
     return text.isascii() and text.isdigit()
-
-
-def stop_token_ids(adapter: ModelAdapter) -> frozenset[int]:
-    """End-of-sequence ids that end ``generate`` (``adapter.stop_ids``)."""
-    return adapter.stop_ids
 
 
 @torch.no_grad()

@@ -420,12 +420,7 @@ class ChatTemplateEncoder:
 
     def __call__(self, audios: Sequence[np.ndarray], prompts: Sequence[str],
                  feature_device: str = "cpu") -> dict[str, Any]:
-        if len(audios) != len(prompts) or not audios:
-            raise ValueError(
-                f"need as many prompts as audios (at least one), got {len(audios)} audios "
-                f"and {len(prompts)} prompts"
-            )
-        clips = [check_clip(a) for a in audios]
+        clips = check_batch(audios, prompts)
         audio_kwargs: dict[str, Any] = {"sampling_rate": self.sample_rate}
         if feature_device != "cpu":
             audio_kwargs["device"] = feature_device
@@ -451,6 +446,16 @@ def whisper_window_seconds(processor: Any) -> float:
     released checkpoints): it pads or truncates every clip to that many samples."""
     extractor = processor.feature_extractor
     return float(extractor.n_samples) / float(extractor.sampling_rate)
+
+
+def check_batch(audios: Sequence[np.ndarray], prompts: Sequence[str]) -> list[np.ndarray]:
+    """The batch's clips (``check_clip``), one prompt each and at least one."""
+    if len(audios) != len(prompts) or not audios:
+        raise ValueError(
+            f"need as many prompts as audios (at least one), got {len(audios)} audios "
+            f"and {len(prompts)} prompts"
+        )
+    return [check_clip(a) for a in audios]
 
 
 def check_clip(audio: np.ndarray) -> np.ndarray:

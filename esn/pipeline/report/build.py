@@ -54,10 +54,10 @@ from esn.errors import RequestError
 from esn.pipeline.report.bars import bars_figure
 from esn.pipeline.report.curves import curve_figure
 from esn.pipeline.report.effects import LEVEL, resample
-from esn.pipeline.report.findings import findings, findings_text
+from esn.pipeline.report.findings import findings
 from esn.pipeline.report.heatmaps import grid_figure, heatmap_figure
 from esn.pipeline.report.layers import layers_figure
-from esn.pipeline.report.page import render_page
+from esn.pipeline.report.page import relative_paths, render_page
 from esn.pipeline.report.plots import Figure, png, svg
 from esn.pipeline.report.results import ResultsFolder, group_studies, read_results
 from esn.pipeline.report.summary import study_numbers, transfer_numbers
@@ -212,9 +212,9 @@ def build_report(results: Sequence[str | os.PathLike[str]], out: str | os.PathLi
             "", "transfer", f"Transfer ({what}): neurons identified on the row's store, "
             "evaluated on the column's store; mean self effect and gap per method (points).",
             transfer_figure, f"transfer, {what}", t, labels.__getitem__)
-    found = findings(studies, transfer, by_id, resamples)
+    found = findings(studies, transfer, by_id, resamples,
+                     label=lambda store: labels.get(store, store))
     for entry in found:
-        entry["text"] = findings_text(entry, lambda store: labels.get(store, store))
         _draw_model(entry, studies, by_id, labels, figures)
     study_of = {rid: s["id"] for s in studies for rid in s["results"]}
     summary = {
@@ -242,13 +242,10 @@ def report_findings(out: str | os.PathLike[str]) -> list[str]:
     """The findings of a written report (its ``summary.json``), as lines for a terminal:
     per model its name, then its sentences."""
     summary = json.loads((Path(out) / "summary.json").read_text(encoding="utf-8"))
-    base = Path(out).resolve().parent
+    rel = relative_paths(Path(out).resolve().parent)
     lines = []
     for entry in summary.get("findings", []):
-        model = Path(entry["model"])
-        shown = (os.path.relpath(model.resolve(), base) if model.is_dir()
-                 and model.resolve().is_relative_to(base) else entry["model"])
-        lines.append(f"{shown}:")
+        lines.append(f"{rel(entry['model'])}:")
         lines.extend(f"  {line}" for line in entry["text"])
     return lines
 

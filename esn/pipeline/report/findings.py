@@ -21,7 +21,7 @@ say nothing the sections below do not show.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,9 +52,10 @@ def _best(verdicts: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def findings(studies: Sequence[Mapping[str, Any]], transfer: Sequence[Mapping[str, Any]],
-             folders: Mapping[str, ResultsFolder], resamples: Mapping[str, Resamples]
-             ) -> list[dict[str, Any]]:
-    """One entry per model, in the order the studies come."""
+             folders: Mapping[str, ResultsFolder], resamples: Mapping[str, Resamples], *,
+             label: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
+    """One entry per model, in the order the studies come (``label`` names stores in the
+    sentences, see ``findings_text``)."""
     out = []
     for model in dict.fromkeys(s["model"] for s in studies):
         mine = [s for s in studies if s["model"] == model]
@@ -73,7 +74,7 @@ def findings(studies: Sequence[Mapping[str, Any]], transfer: Sequence[Mapping[st
         few = entry["min_per_emotion"]
         entry["caveat"] = (f"{few} test items per emotion at the fewest: intervals are wide"
                            if few < FEW_ITEMS else None)
-        entry["text"] = findings_text(entry)
+        entry["text"] = findings_text(entry, label)
         out.append(entry)
     return out
 
@@ -112,7 +113,8 @@ def _transfer(transfer: Sequence[Mapping[str, Any]], model: str, method: str | N
     return out
 
 
-def findings_text(entry: Mapping[str, Any], label: Any = None) -> list[str]:
+def findings_text(entry: Mapping[str, Any], label: Callable[[str], str] | None = None
+                  ) -> list[str]:
     """The entry's sentences (``label`` shortens store paths, default their last part)."""
     def short(store: str) -> str:
         return label(store) if label else store.rstrip("/").rsplit("/", 1)[-1]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_page"]
+__all__ = ["relative_paths", "render_page"]
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
@@ -158,16 +158,19 @@ def _spec(corpus: str, rel: Callable[[str], str]) -> str:
     return f"{layout}:{rel(path)}" if sep and path else corpus
 
 
-def _relative(base: Path | None) -> Callable[[str], str]:
-    """Paths under ``base`` (the folder the report lives in) shown relative to it."""
+def relative_paths(base: Path | None) -> Callable[[str], str]:
+    """Existing paths under ``base`` (the folder the report lives in) shown relative to it;
+    anything else (a hub id, a URL, a path elsewhere) as it is."""
     def rel(path: str) -> str:
         if base is None or "://" in path:
             return path
         try:
-            return os.path.relpath(Path(path).resolve(), base) if Path(path).resolve(
-            ).is_relative_to(base) else path
+            resolved = Path(path).resolve()
+            if resolved.exists() and resolved.is_relative_to(base):
+                return os.path.relpath(resolved, base)
         except (OSError, ValueError):
-            return path
+            pass
+        return path
     return rel
 
 
@@ -190,7 +193,7 @@ def render_page(summary: Mapping[str, Any], images: Mapping[str, bytes], *, crea
     """The whole page; ``images`` maps each figure's file name to its PNG bytes; paths
     under ``base`` are shown relative to it (``summary.json`` keeps them whole)."""
     results = {r["id"]: r for r in summary["results"]}
-    rel = _relative(base)
+    rel = relative_paths(base)
 
     def name(rid: str) -> str:
         return f"{rid} ({results[rid]['name']})"

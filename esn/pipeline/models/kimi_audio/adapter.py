@@ -34,7 +34,7 @@ from esn.pipeline.models.base import (
     ModelAdapter,
     ProbeBatch,
     _mask_positions,
-    check_clip,
+    check_batch,
     model_info,
     place_model,
 )
@@ -130,14 +130,9 @@ class KimiAudioAdapter(ModelAdapter):
     # -- inputs and outputs -------------------------------------------------------------------
 
     def build_batch(self, audios: Sequence[np.ndarray], prompts: Sequence[str]) -> ProbeBatch:
-        if len(audios) != len(prompts) or not audios:
-            raise ValueError(
-                f"need as many prompts as audios (at least one), got {len(audios)} audios "
-                f"and {len(prompts)} prompts"
-            )
-        items = [build_streams(check_clip(a), p, tokenizer=self.tokenizer,
+        items = [build_streams(a, p, tokenizer=self.tokenizer,
                                frontend=self.processor.frontend, ids=self.ids)
-                 for a, p in zip(audios, prompts, strict=True)]
+                 for a, p in zip(check_batch(audios, prompts), prompts, strict=True)]
         padded = pad_streams(items, pad_id=self.ids.text_blank,
                              feature_dim=self.model.config.adaptor_input_dim)
         valid = padded.pop("valid")

@@ -33,7 +33,7 @@ import torch
 from esn.errors import MissingDependencyError, ModelLoadError
 
 __all__ = ["FRONTEND_FILE", "KIMIA_INSTALL", "KimiaInferFrontEnd", "SpeechFrontEnd",
-           "StandInFrontEnd", "load_frontend", "tokens_per_clip"]
+           "StandInFrontEnd", "load_frontend"]
 
 #: The file that puts esn's stand-in front-end behind a (tiny) checkpoint.
 FRONTEND_FILE = "esn_speech_frontend.json"
@@ -64,13 +64,6 @@ class SpeechFrontEnd(Protocol):
         """``(tokens, 5120)`` float features (Whisper's 50-Hz x 1280 output, by fours)."""
 
 
-def tokens_per_clip(n_samples: int) -> int:
-    """12.5-Hz rows for a clip: ``(L - 1) // 1280 + 1`` per 30-s segment of L samples."""
-    full, rest = divmod(n_samples, SEGMENT_SAMPLES)
-    count = full * ((SEGMENT_SAMPLES - 1) // FRAME_SAMPLES + 1)
-    return count + ((rest - 1) // FRAME_SAMPLES + 1 if rest else 0)
-
-
 @dataclasses.dataclass(frozen=True)
 class StandInFrontEnd:
     """Deterministic stand-in: per 80-ms frame, the token is the frame's log-energy
@@ -88,6 +81,14 @@ class StandInFrontEnd:
     def description(self) -> dict[str, Any]:
         """What ``esn_speech_frontend.json`` holds (the width comes from the config)."""
         return {"kind": "stand-in", "codebook": self.codebook, "seed": self.seed}
+
+    @classmethod
+    def from_description(cls, spec: dict[str, Any], feature_dim: int) -> StandInFrontEnd:
+        """The inverse of ``description`` (``ValueError``/``KeyError`` when it is not one)."""
+        if spec.get("kind") != "stand-in":
+            raise ValueError(f"unknown kind {spec.get('kind')!r}")
+        return cls(codebook=int(spec["codebook"]), feature_dim=feature_dim,
+                   seed=int(spec.get("seed", 0)))
 
     def _frames(self, clip: np.ndarray) -> np.ndarray:
         rows = []
@@ -151,10 +152,7 @@ def load_frontend(checkpoint: Path, *, feature_dim: int) -> SpeechFrontEnd:
     if marker.is_file():
         try:
             spec = json.loads(marker.read_text(encoding="utf-8"))
-            if spec.get("kind") != "stand-in":
-                raise ValueError(f"unknown kind {spec.get('kind')!r}")
-            return StandInFrontEnd(codebook=int(spec["codebook"]), feature_dim=feature_dim,
-                                   seed=int(spec.get("seed", 0)))
+            return StandInFrontEnd.from_description(spec, feature_dim)
         except (ValueError, KeyError, TypeError) as err:
             raise ModelLoadError(f"{marker}: not an esn front-end description ({err})") from err
     if importlib.util.find_spec("kimia_infer") is None:

@@ -21,6 +21,7 @@ are not counted.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -71,7 +72,7 @@ class KimiSpecialIds:
             ids[field] = int(value)
         return cls(token_offset=token_offset, **ids)
 
-    @property
+    @functools.cached_property
     def markers(self) -> frozenset[int]:
         return frozenset(getattr(self, field) for field in self.NAMES)
 
