@@ -20,6 +20,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from safetensors import SafetensorError
+
 from esn.errors import EsnError, ModelLoadError
 from esn.pipeline.models.audioflamingo3 import AudioFlamingo3Adapter
 from esn.pipeline.models.base import LoadOptions, ModelAdapter, model_info, place_model
@@ -41,6 +43,10 @@ ADAPTERS: Mapping[str, type[ModelAdapter]] = MappingProxyType({
 MODEL_TYPES: Mapping[str, str] = MappingProxyType({
     model_type: cls.family for cls in ADAPTERS.values() for model_type in cls.model_types
 })
+#: What loading a damaged or unreadable checkpoint raises (safetensors' own error, e.g. a
+#: truncated file, subclasses none of the builtins).
+_LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError,
+                                                 SafetensorError)
 #: Families by a config's ``architectures``, for configs without a ``model_type``.
 ARCHITECTURES: Mapping[str, str] = MappingProxyType({
     name: cls.family for cls in ADAPTERS.values() for name in cls.architectures
@@ -72,7 +78,7 @@ def load_adapter(options: LoadOptions) -> ModelAdapter:
         return adapter_cls.from_pretrained(options, commit_hash=commit_hash)
     except EsnError:
         raise
-    except (OSError, ValueError, KeyError) as err:
+    except _LOAD_ERRORS as err:
         raise ModelLoadError(
             f"cannot load model {options.model_id!r} ({family}): {err}"
         ) from err
@@ -191,7 +197,7 @@ def _load_pretrained_organism(options: LoadOptions) -> ModelAdapter:
     try:
         adapter = Qwen2AudioAdapter.from_pretrained(
             dataclasses.replace(options, model_id=str(folder)), commit_hash=None)
-    except (OSError, ValueError, KeyError) as err:
+    except _LOAD_ERRORS as err:
         raise ModelLoadError(f"cannot load {builtin.PRETRAINED_ID} from {folder}: {err}") from err
     adapter.info = dataclasses.replace(adapter.info, id=builtin.PRETRAINED_ID,
                                        revision=builtin.pretrained_revision())

@@ -68,6 +68,18 @@ def test_saved_tiny_model_loads_from_its_directory(tiny_id: str, tmp_path: Path,
                                    reference.model(**b.inputs).logits, atol=0, rtol=0)
 
 
+def test_a_damaged_weights_file_is_one_clear_error(tiny_id: str, tmp_path: Path) -> None:
+    """An empty (truncated) safetensors file: a ModelLoadError naming the model, for every
+    family, not safetensors' own exception."""
+    model, processor = build_tiny(tiny_id)
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    for weights in tmp_path.glob("*.safetensors"):
+        weights.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match=f"cannot load model '{tmp_path}'"):
+        load_adapter(LoadOptions(model_id=str(tmp_path)))
+
+
 def test_dtype_policy(tmp_path: Path) -> None:
     model, processor = build_tiny("tiny-qwen2_audio")
     model.to(torch.bfloat16).save_pretrained(tmp_path)
