@@ -96,7 +96,7 @@ def build_checkpoint(family: str, folder: Path, tiny: bool) -> float:
         def make(cls: type, config: Any) -> torch.nn.Module:
             with torch.device("cuda"):
                 return cls._from_config(config, dtype=torch.bfloat16)  # type: ignore[attr-defined]
-        vocab = VOCAB[family]
+        vocab = VOCAB.get(family)  # Kimi's follows from its token offset and codebook
     if family == "kimi":
         from esn.pipeline.models.kimi_audio.tiny import build_kimi_audio, save_kimi_checkpoint
 

@@ -60,8 +60,9 @@ def _config(tokenizer: Any, text_sizes: dict[str, Any], *, token_offset: int | N
         kimia_text_blank=ids["<|im_kimia_text_blank|>"],
         kimia_text_eos=ids["<|im_kimia_text_eos|>"], kimia_mimo_layers=1,
         kimia_mimo_transformer_from_layer_index=MIMO_FROM_LAYER, kimia_mimo_audiodelaytokens=6,
-        num_base_tokens=ids["[BOS]"], use_whisper_feature=True, **text_sizes,
+        num_base_tokens=ids["[BOS]"], use_whisper_feature=True,
     )
+    fields.update(text_sizes)  # the caller's sizes (and norm epsilon) win
     return KimiAudioConfig(**fields)
 
 
