@@ -211,6 +211,17 @@ def corpus(spec: str, emotions: tuple[str, ...], splits: tuple[str, ...],
               "(default 0: a thread of this process, features on the model's GPU).")
 @click.option("--utterance-chunk", type=click.IntRange(min=1), default=64, show_default=True,
               help="Utterances per store chunk.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Probe the chunks on a local Dask cluster of N worker processes, each "
+                   "holding one model.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Probe the chunks on the workers of an existing Dask cluster (e.g. "
+                   "tcp://host:8786); they must see the corpus and the store at the same "
+                   "paths.")
+@click.option("--gpus-per-worker", type=click.IntRange(min=0), default=0, show_default=True,
+              help="GPUs each worker holds (a local cluster gives each its own through "
+                   "CUDA_VISIBLE_DEVICES; tasks ask for this many of the workers' GPU "
+                   "resource).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing esn store instead of resuming (any other existing "
                    "path is refused).")
@@ -224,6 +235,7 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
             checkpoint_layers: str | None, seed: int, option_order: str | None,
             template: str | None, max_new_tokens: int | None, max_seconds: float | None,
             sums: str | None, batch_workers: int | None, utterance_chunk: int,
+            workers: int | None, scheduler: str | None, gpus_per_worker: int,
             overwrite: bool, break_lock: bool) -> None:
     """Probe a model on a corpus and write the neuron statistics into an activation store.
 
@@ -258,8 +270,18 @@ def extract(model_id: str, revision: str | None, device: str, dtype: str,
         batch_workers=batch_workers,
         utterance_chunk=utterance_chunk, overwrite=overwrite, break_lock=break_lock,
     )
-    report = run_extract(request, progress=stderr_progress("probed"),
-                         say=lambda line: click.echo(line, err=True))
+    say = functools.partial(click.echo, err=True)
+    if workers is None and scheduler is None:
+        if gpus_per_worker:
+            raise click.UsageError("--gpus-per-worker needs --workers or --scheduler")
+        report = run_extract(request, progress=stderr_progress("probed"), say=say)
+    else:
+        from esn.pipeline.extract.sharded import ClusterOptions, extract_sharded
+
+        cluster = ClusterOptions(scheduler=scheduler, workers=workers,
+                                 gpus_per_worker=gpus_per_worker)
+        report = extract_sharded(request, cluster, progress=stderr_progress("probed"),
+                                 say=say)
     click.echo(format_extract_report(report))
 
 

@@ -34,7 +34,7 @@ import fsspec
 from esn.errors import StoreLockedError, StoreWriteError
 from esn.stores.outputs import output_filesystem
 
-__all__ = ["LEASE_FILE", "LeaseHolder", "WriterLease", "read_lease"]
+__all__ = ["LEASE_FILE", "LeaseHolder", "LeaseTicket", "WriterLease", "read_lease"]
 
 LEASE_FILE = "esn.lease"
 RENEW_SECONDS = 30.0
@@ -139,6 +139,26 @@ def _read(fs: fsspec.AbstractFileSystem, path: str) -> LeaseHolder | None:
     return dataclasses.replace(holder, renewed=renewed)
 
 
+@dataclasses.dataclass(frozen=True)
+class LeaseTicket:
+    """A held lease as the workers of a sharded run see it: the store and the holder's
+    token, small enough to send to them. ``check()`` raises ``StoreLockedError`` when the
+    lease at ``url`` no longer carries the token (broken by another run), so a worker
+    never commits into a store its run no longer holds."""
+
+    url: str
+    token: str
+    storage_options: Mapping[str, Any] | None = None
+
+    def check(self) -> None:
+        current = read_lease(self.url, self.storage_options)
+        if current is None or current.token != self.token:
+            who = current.describe() if current is not None else "lease removed"
+            raise StoreLockedError(
+                f"{self.url}: this run's writer lease was broken by another run ({who}); "
+                "stopping before writing more (finished chunks are kept)")
+
+
 class WriterLease:
     """Hold the writer lease of the store at ``url`` while a run writes it.
 
@@ -152,6 +172,7 @@ class WriterLease:
                  break_lock: bool = False, renew_seconds: float = RENEW_SECONDS) -> None:
         self.url = os.fspath(url)
         self._fs, root = output_filesystem(url, storage_options)
+        self._storage_options = dict(storage_options) if storage_options else None
         self._root = root
         self._path = f"{root}/{LEASE_FILE}"
         self._command = command
@@ -291,6 +312,12 @@ class WriterLease:
                 f"{self.url}: this run's writer lease was broken by another run "
                 f"({self._lost.describe()}); stopping before writing more (finished chunks "
                 "are kept)")
+
+    def ticket(self) -> LeaseTicket:
+        """What the workers of this run check before each commit."""
+        if self.holder is None:
+            raise RuntimeError("the lease is not held")
+        return LeaseTicket(self.url, self.holder.token, self._storage_options)
 
     def __enter__(self) -> WriterLease:
         self.acquire()

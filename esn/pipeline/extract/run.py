@@ -45,6 +45,7 @@ from esn.schemas import (
     STATUS_DONE,
     STATUS_FAILED,
     SUMS_DTYPES,
+    ModelInfo,
     StatsBatch,
     StoreAttributes,
     StoreLayout,
@@ -54,7 +55,7 @@ from esn.schemas import (
 from esn.stores.activations import STORE_OUTPUT, ActivationStore, Progress
 from esn.stores.checkpoints import CheckpointChunk
 from esn.stores.describe import cut_clips
-from esn.stores.lease import WriterLease
+from esn.stores.lease import LeaseTicket, WriterLease
 from esn.stores.outputs import claim_output
 
 __all__ = ["ExtractReport", "ExtractRequest", "extract", "extract_into"]
@@ -166,40 +167,67 @@ def extract(
                   max_seconds=request.max_seconds)
     resumed = None
     if not request.overwrite:  # refuse a mismatched store before loading a large model
-        resumed = _refuse_other_run(request, probe, labels, utterances)
+        resumed = refuse_other_run(request, probe, labels, utterances)
     sums = request.sums or (resumed.layout.sums_dtype if resumed else DEFAULT_SUMS)
     with WriterLease(request.out, command="esn extract", say=say,
                      break_lock=request.break_lock) as lease:
         adapter = adapter or load_adapter(request.model)
-        window = adapter.max_audio_seconds
-        if request.max_seconds is not None and window is not None and window < request.max_seconds:
-            say(f"warning: {request.model.model_id} hears at most {window:g} s of a clip; "
-                f"--max-seconds {request.max_seconds:g} cuts no more than that")
-        hidden_dtype = str(next(adapter.model.parameters()).dtype).removeprefix("torch.")
-        store = ActivationStore.create(
-            request.out,
-            utterances=utterances,
-            model=adapter.info,
-            probe=probe.info,
-            labels=labels,
-            n_layers=adapter.n_layers,
-            n_neurons=adapter.n_neurons,
-            corpus=(request.corpus,),
-            utterance_chunk=request.utterance_chunk,
-            checkpoint_layers=request.checkpoint_layers,
-            hidden_size=int(adapter.decoder.config.hidden_size) if request.checkpoint_layers
-            else 0,
-            hidden_dtype=hidden_dtype,
-            sums_dtype=sums,
-            batch_size=request.batch_size,
-            if_exists="overwrite" if request.overwrite else "resume",
-        )
+        store = create_store(request, describe_model(adapter), utterances, probe, labels,
+                             sums, say)
         return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
                             progress=progress, lease=lease, say=say,
                             batch_workers=request.batch_workers)
 
 
-def _refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[str],
+@dataclasses.dataclass(frozen=True)
+class ModelDescription:
+    """What the store is created from: the loaded model's identity and sizes (small, so a
+    cluster worker that loaded the model can send it to the client)."""
+
+    info: ModelInfo
+    n_layers: int
+    n_neurons: int
+    hidden_size: int
+    hidden_dtype: str
+    max_audio_seconds: float | None
+
+
+def describe_model(adapter: ModelAdapter) -> ModelDescription:
+    return ModelDescription(
+        info=adapter.info, n_layers=adapter.n_layers, n_neurons=adapter.n_neurons,
+        hidden_size=int(getattr(adapter.decoder.config, "hidden_size", 0)),
+        hidden_dtype=str(next(adapter.model.parameters()).dtype).removeprefix("torch."),
+        max_audio_seconds=adapter.max_audio_seconds)
+
+
+def create_store(request: ExtractRequest, model: ModelDescription,
+                 utterances: Sequence[Utterance], probe: Probe, labels: Sequence[str],
+                 sums: str, say: Callable[[str], None]) -> ActivationStore:
+    """Create the store of ``request`` (or open the one it resumes) for ``model``."""
+    window = model.max_audio_seconds
+    if request.max_seconds is not None and window is not None and window < request.max_seconds:
+        say(f"warning: {request.model.model_id} hears at most {window:g} s of a clip; "
+            f"--max-seconds {request.max_seconds:g} cuts no more than that")
+    return ActivationStore.create(
+        request.out,
+        utterances=utterances,
+        model=model.info,
+        probe=probe.info,
+        labels=labels,
+        n_layers=model.n_layers,
+        n_neurons=model.n_neurons,
+        corpus=(request.corpus,),
+        utterance_chunk=request.utterance_chunk,
+        checkpoint_layers=request.checkpoint_layers,
+        hidden_size=model.hidden_size if request.checkpoint_layers else 0,
+        hidden_dtype=model.hidden_dtype,
+        sums_dtype=sums,
+        batch_size=request.batch_size,
+        if_exists="overwrite" if request.overwrite else "resume",
+    )
+
+
+def refuse_other_run(request: ExtractRequest, probe: Probe, labels: Sequence[str],
                       utterances: Sequence[Utterance]) -> StoreAttributes | None:
     """The cheap part of the store's resume check, done before the model is loaded; the
     attributes of the store that this run resumes, ``None`` when there is none yet."""
@@ -246,23 +274,21 @@ def extract_into(
     *,
     batch_size: int,
     progress: ProgressFn | None = None,
-    lease: WriterLease | None = None,
+    lease: WriterLease | LeaseTicket | None = None,
     say: Callable[[str], None] = lambda _: None,
     batch_workers: int | None = None,
+    chunks: Sequence[int] | None = None,
 ) -> ExtractReport:
     """Probe the store's pending chunks (``utterances`` in store order) and write them.
 
     A committed chunk whose files were lost since (``ActivationStore.damaged_chunks``) is
     probed and written again, with a notice; ``lease`` is checked before every commit.
-    ``batch_workers``: processes that encode the batches (``encoding.batch_workers``).
+    ``batch_workers``: processes that encode the batches (``encoding.batch_workers``);
+    ``chunks``: probe exactly these chunks instead (a cluster worker's share, chosen by
+    its client with ``chunks_to_probe``).
     """
     layout = store.layout
-    damaged = store.damaged_chunks()
-    if damaged:
-        say(f"{store.url}: {len(damaged)} committed chunk(s) have lost files "
-            f"(chunk {', '.join(map(str, damaged[:10]))}{', ...' if len(damaged) > 10 else ''}); "
-            "probing them again")
-    chunks = sorted(set(store.pending_chunks()) | set(damaged))
+    chunks = sorted(chunks) if chunks is not None else chunks_to_probe(store, say)
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)
     stats = GateStatistics(adapter.gate_modules(), count_dtype=layout.count_dtype,
                            sums_dtype=layout.sums_dtype)
@@ -345,6 +371,17 @@ def extract_into(
         window=window, cut=cut_clips(store), stages=dict(clock.seconds),
         sums=layout.sums_dtype,
     )
+
+
+def chunks_to_probe(store: ActivationStore, say: Callable[[str], None]) -> list[int]:
+    """The store's pending chunks and, with a notice, its committed chunks that have lost
+    files since (``ActivationStore.damaged_chunks``)."""
+    damaged = store.damaged_chunks()
+    if damaged:
+        say(f"{store.url}: {len(damaged)} committed chunk(s) have lost files "
+            f"(chunk {', '.join(map(str, damaged[:10]))}{', ...' if len(damaged) > 10 else ''}); "
+            "probing them again")
+    return sorted(set(store.pending_chunks()) | set(damaged))
 
 
 class _Stages:

@@ -1,0 +1,279 @@
+"""``esn extract`` over a Dask cluster: one store, many workers, each holding one model.
+
+The client (this process) does what needs no model and what the run answers for: it
+checks the output path and the resume, holds the store's writer lease for the whole run,
+creates the store from the model description one worker sends back, and hands out the
+pending utterance chunks, one task per chunk. Each worker process loads the model once
+(kept for the next task), probes its chunk with the single-process code
+(``extract_into``) and commits it into the one store, after checking the run's lease
+ticket. Writes are chunk-aligned, so no two workers touch one chunk file, and a chunk is
+probed in the same batches as in a single process: the stores are identical.
+
+A worker that dies mid-chunk leaves that chunk pending (status is written last); Dask
+runs the task again on another worker. A client that dies leaves the committed chunks,
+and the same command resumes exactly as the single-process run does.
+
+Clusters: ``workers=N`` starts a local one (one thread per worker, the CPU threads shared
+out among them; with ``gpus_per_worker`` each worker sees its own GPUs through
+``CUDA_VISIBLE_DEVICES`` and carries a ``GPU`` resource); ``scheduler=ADDRESS`` uses an
+existing one (a LocalCluster, dask-jobqueue's SLURM cluster...), whose workers must be
+able to read the corpus and the store at the same paths.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from esn.errors import RequestError, StoreMismatchError
+from esn.pipeline.extract.run import (
+    ExtractReport,
+    ExtractRequest,
+    ModelDescription,
+    ProgressFn,
+    accuracy_by_emotion,
+    chunks_to_probe,
+    create_store,
+    describe_model,
+    extract_into,
+    refuse_other_run,
+    select_utterances,
+)
+from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
+from esn.pipeline.probe import Probe
+from esn.schemas import DEFAULT_SUMS, Utterance, utterance_digest
+from esn.stores.activations import STORE_OUTPUT, ActivationStore
+from esn.stores.describe import cut_clips
+from esn.stores.lease import LeaseTicket, WriterLease
+from esn.stores.outputs import claim_output
+
+__all__ = ["ClusterOptions", "extract_sharded"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClusterOptions:
+    """Where the workers come from: an existing scheduler, or a local cluster of
+    ``workers`` processes with ``gpus_per_worker`` GPUs each."""
+
+    scheduler: str | None = None
+    workers: int | None = None
+    gpus_per_worker: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.scheduler is None) == (self.workers is None):
+            raise RequestError("give either --scheduler ADDRESS or --workers N")
+        if self.workers is not None and self.workers < 1:
+            raise RequestError(f"--workers must be at least 1, got {self.workers}")
+        if self.gpus_per_worker < 0:
+            raise RequestError(f"--gpus-per-worker must be 0 or more, got "
+                               f"{self.gpus_per_worker}")
+
+    @property
+    def resources(self) -> dict[str, float] | None:
+        """What each task asks of its worker: a worker's GPUs hold one model."""
+        return {"GPU": float(self.gpus_per_worker)} if self.gpus_per_worker else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What every chunk task needs; sent with each task (the utterances are not: each
+    worker lists the corpus once and checks it against the store's digest)."""
+
+    request: ExtractRequest
+    probe: Probe
+    ticket: LeaseTicket
+    digest: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _ChunkDone:
+    chunk: int
+    processed: int
+    worker: str
+    seconds: float
+    seconds_writing: float
+    stages: dict[str, float]
+
+
+# -- on the workers --------------------------------------------------------------------------
+
+_ADAPTERS: dict[LoadOptions, ModelAdapter] = {}
+_UTTERANCES: dict[tuple[Any, ...], list[Utterance]] = {}
+
+
+def _adapter(options: LoadOptions) -> ModelAdapter:
+    """This worker's model, loaded at its first task and kept (one model per worker)."""
+    if options not in _ADAPTERS:
+        _ADAPTERS.clear()
+        _ADAPTERS[options] = load_adapter(options)
+    return _ADAPTERS[options]
+
+
+def _utterances(job: _Job) -> list[Utterance]:
+    r = job.request
+    key = (r.corpus, r.emotions, r.splits, r.merges, r.limit, r.seed)
+    if key not in _UTTERANCES:
+        _UTTERANCES.clear()
+        _UTTERANCES[key] = select_utterances(r)[0]
+    utterances = _UTTERANCES[key]
+    if utterance_digest([u.id for u in utterances]) != job.digest:
+        raise StoreMismatchError(
+            f"{r.corpus} lists other utterances on this worker than on the client; every "
+            "worker must read the corpus at the same path, unchanged")
+    return utterances
+
+
+def _describe(options: LoadOptions) -> ModelDescription:
+    return describe_model(_adapter(options))
+
+
+def _probe_chunk(job: _Job, chunk: int) -> _ChunkDone:
+    from distributed import get_worker
+
+    adapter = _adapter(job.request.model)
+    utterances = _utterances(job)
+    store = ActivationStore.open(job.request.out, mode="r+")
+    report = extract_into(store, adapter, utterances, job.probe,
+                          batch_size=job.request.batch_size, lease=job.ticket, chunks=[chunk])
+    return _ChunkDone(chunk, report.processed, get_worker().address, report.seconds,
+                      report.seconds_writing, dict(report.stages))
+
+
+# -- on the client ---------------------------------------------------------------------------
+
+def _worker_specs(workers: int, gpus_per_worker: int) -> dict[str, dict[str, Any]]:
+    from distributed import Nanny
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    specs = {}
+    for i in range(workers):
+        env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                "OPENBLAS_NUM_THREADS")}
+        options: dict[str, Any] = {"nthreads": 1, "env": env, "silence_logs": logging.ERROR}
+        if gpus_per_worker:
+            first = i * gpus_per_worker
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(
+                str(g) for g in range(first, first + gpus_per_worker))
+            options["resources"] = {"GPU": gpus_per_worker}
+        specs[f"esn-{i}"] = {"cls": Nanny, "options": options}
+    return specs
+
+
+@contextlib.contextmanager
+def _client(cluster: ClusterOptions) -> Iterator[Any]:
+    from distributed import Client, Scheduler, SpecCluster
+
+    if cluster.scheduler is not None:
+        try:
+            client = Client(cluster.scheduler, timeout="30s")
+        except OSError as exc:
+            raise RequestError(f"cannot reach the Dask scheduler at {cluster.scheduler} "
+                               f"({exc})") from exc
+        with client:
+            yield client
+        return
+    assert cluster.workers is not None
+    if cluster.gpus_per_worker:
+        import torch
+
+        have = torch.cuda.device_count()
+        if cluster.workers * cluster.gpus_per_worker > have:
+            raise RequestError(f"--workers {cluster.workers} x --gpus-per-worker "
+                               f"{cluster.gpus_per_worker} needs "
+                               f"{cluster.workers * cluster.gpus_per_worker} GPUs; this "
+                               f"machine has {have}")
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    with SpecCluster(workers=_worker_specs(cluster.workers, cluster.gpus_per_worker),
+                     scheduler=scheduler, silence_logs=logging.ERROR) as local, \
+            Client(local) as client:
+        yield client
+
+
+def extract_sharded(
+    request: ExtractRequest,
+    cluster: ClusterOptions,
+    *,
+    progress: ProgressFn | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> ExtractReport:
+    """``extract(request)`` with the chunks probed by the workers of ``cluster``."""
+    if request.batch_workers:
+        raise RequestError("--batch-workers does not combine with a cluster: each worker "
+                           "builds its own batches")
+    claim_output(request.out, STORE_OUTPUT, overwrite=request.overwrite, resume=True)
+    utterances, labels = select_utterances(request)
+    probe = Probe(labels=labels, template=request.template, seed=request.seed,
+                  option_order=request.option_order, max_new_tokens=request.max_new_tokens,
+                  max_seconds=request.max_seconds)
+    resumed = None if request.overwrite else refuse_other_run(request, probe, labels,
+                                                              utterances)
+    sums = request.sums or (resumed.layout.sums_dtype if resumed else DEFAULT_SUMS)
+    start = time.perf_counter()
+    with WriterLease(request.out, command="esn extract (cluster)", say=say,
+                     break_lock=request.break_lock) as lease, _client(cluster) as client:
+        resources = cluster.resources
+        model = client.submit(_describe, request.model, pure=False,
+                              resources=resources).result()
+        store = create_store(request, model, utterances, probe, labels, sums, say)
+        chunks = chunks_to_probe(store, say)
+        job = _Job(request, probe, lease.ticket(), utterance_digest([u.id for u in utterances]))
+        done = _run_chunks(client, job, chunks, store, resources, progress, say)
+    seconds = time.perf_counter() - start
+    from esn.pipeline.audio import listening_window
+
+    return ExtractReport(
+        url=store.url, processed=sum(d.processed for d in done), progress=store.progress(),
+        seconds=seconds, seconds_writing=sum(d.seconds_writing for d in done),
+        seconds_waiting_for_writer=0.0, accuracy=accuracy_by_emotion(store),
+        window=listening_window(model.max_audio_seconds, probe.max_seconds),
+        cut=cut_clips(store), stages=_summed(d.stages for d in done),
+        sums=store.layout.sums_dtype)
+
+
+def _run_chunks(client: Any, job: _Job, chunks: Sequence[int], store: ActivationStore,
+                resources: dict[str, float] | None, progress: ProgressFn | None,
+                say: Callable[[str], None]) -> list[_ChunkDone]:
+    """Submit one task per chunk (in store order) and follow them to the end; a worker
+    lost mid-chunk is replaced by Dask and its task runs again."""
+    from distributed import as_completed
+
+    layout = store.layout
+    sizes = {c: layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks}
+    todo = sum(sizes.values())
+    futures = [client.submit(_probe_chunk, job, chunk, pure=False, resources=resources,
+                             priority=-i, key=f"esn-chunk-{chunk}-{job.ticket.token}")
+               for i, chunk in enumerate(chunks)]
+    finished: list[_ChunkDone] = []
+    per_worker: dict[str, list[_ChunkDone]] = collections.defaultdict(list)
+    items = 0
+    try:
+        for future in as_completed(futures):
+            result: _ChunkDone = future.result()
+            finished.append(result)
+            per_worker[result.worker].append(result)
+            items += sizes[result.chunk]
+            if progress is not None:
+                progress(items, todo)
+    except BaseException:
+        client.cancel(futures)
+        raise
+    for worker, results in sorted(per_worker.items()):
+        n = sum(r.processed for r in results)
+        busy = sum(r.seconds for r in results)
+        say(f"worker {worker}: {len(results)} chunk(s), {n} items, "
+            f"{n / busy if busy else 0:.1f} items/s while busy")
+    return finished
+
+
+def _summed(stages: Iterator[dict[str, float]] | Any) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for entry in stages:
+        for name, seconds in entry.items():
+            total[name] = total.get(name, 0.0) + seconds
+    return total

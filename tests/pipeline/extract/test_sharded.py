@@ -1,0 +1,221 @@
+"""Extraction on a Dask cluster (issue 17), on real worker processes: the store equals the
+single-process store array by array (a local cluster and an existing scheduler); a worker
+killed mid-chunk is replaced and the store is still identical; a client killed with its
+workers resumes to an identical store; a live sharded run refuses other writers, and a
+worker whose run lost the lease commits nothing."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+from click.testing import CliRunner
+
+from esn.cli import main
+from esn.errors import StoreLockedError
+from esn.pipeline.extract import ExtractRequest, extract
+from esn.pipeline.extract.run import extract_into, select_utterances
+from esn.pipeline.extract.sharded import ClusterOptions, extract_sharded
+from esn.pipeline.models import LoadOptions, load_adapter
+from esn.pipeline.probe import Probe
+from esn.stores import ActivationStore
+from esn.stores.lease import LeaseTicket, WriterLease, read_lease
+from tests.pipeline.conftest import CLIPS, write_clip
+
+ROOT = Path(__file__).parents[3]
+MODEL = "tiny-qwen2_5_omni"
+CHUNK = 2
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for i, (name, emotion, speaker, seconds) in enumerate(CLIPS * 6):
+        write_clip(root / f"{name}-{i}.wav", seconds, 110 + 13 * i, seed=i)
+        rows.append({"path": f"{name}-{i}.wav", "label": emotion, "speaker": speaker})
+    with (root / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "label", "speaker"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "manifest.csv"
+
+
+def args(corpus: Path, out: Path, *more: str, model: str = MODEL) -> list[str]:
+    return ["extract", "--model", model, "--corpus", f"manifest:{corpus}", "--out", str(out),
+            "--batch-size", "3", "--utterance-chunk", str(CHUNK), "--checkpoint-layers", "0",
+            "--sums", "float32", *more]
+
+
+def request(corpus: Path, out: Path) -> ExtractRequest:
+    return ExtractRequest(model=LoadOptions(model_id=MODEL), corpus=f"manifest:{corpus}",
+                          out=str(out), batch_size=3, utterance_chunk=CHUNK,
+                          checkpoint_layers=(0,), sums="float32")
+
+
+def invoke(*argv: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(argv))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError("the command raised") from result.exception
+    return result.exit_code, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def single(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "one.zarr"
+    extract(request(corpus, out))
+    return out
+
+
+def arrays(url: Path) -> dict[str, np.ndarray]:
+    """Every array of the store (checkpoints included) by path."""
+    out: dict[str, np.ndarray] = {}
+
+    def walk(group: zarr.Group, prefix: str) -> None:
+        for name, node in group.members():
+            if isinstance(node, zarr.Group):
+                walk(node, f"{prefix}{name}/")
+            else:
+                out[prefix + name] = node[...]
+
+    walk(zarr.open_group(str(url), mode="r"), "")
+    return out
+
+
+def assert_same_store(a: Path, b: Path) -> None:
+    left, right = arrays(a), arrays(b)
+    assert sorted(left) == sorted(right)
+    assert len(left) > 20
+    for name in left:
+        x, y = left[name], right[name]
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        if x.dtype.kind in "fc":
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            assert x.tolist() == y.tolist(), name
+    assert (ActivationStore.open(b).status() == 1).all()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", env={"OMP_NUM_THREADS": "1"}) as local:
+        yield local
+
+
+def test_two_local_workers_write_the_single_process_store(corpus: Path, single: Path,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "two.zarr"
+    code, text = invoke(*args(corpus, out, "--workers", "2"))
+    assert code == 0, text
+    assert_same_store(single, out)
+    assert text.count("chunk(s),") == 2  # one line per worker: both took chunks
+    assert read_lease(out) is None
+
+
+def test_the_organism_on_two_workers(corpus: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one.zarr", tmp_path / "two.zarr"
+    for out, more in ((one, ()), (two, ("--workers", "2"))):
+        code, text = invoke(*args(corpus, out, *more, model="esn-organism"))
+        assert code == 0, text
+    assert_same_store(one, two)
+
+
+def test_a_worker_killed_mid_chunk_is_replaced(corpus: Path, single: Path, cluster: Any,
+                                               tmp_path: Path) -> None:
+    from distributed import Client
+
+    out = tmp_path / "killed.zarr"
+    killed: list[str] = []
+    with Client(cluster) as watcher:
+        def kill_a_busy_worker(done: int, total: int) -> None:
+            if killed:
+                return
+            busy = {w: keys for w, keys in watcher.processing().items() if keys}
+            for nanny in cluster.workers.values():
+                if nanny.worker_address in busy:
+                    killed.append(nanny.worker_address)
+                    os.kill(nanny.process.pid, signal.SIGKILL)
+                    return
+
+        report = extract_sharded(request(corpus, out),
+                                 ClusterOptions(scheduler=cluster.scheduler_address),
+                                 progress=kill_a_busy_worker)
+    assert killed, "no worker was busy when the first chunk finished"
+    assert report.progress.pending == 0
+    assert_same_store(single, out)
+
+
+def test_a_killed_client_resumes_and_its_live_run_refuses_writers(
+        corpus: Path, single: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resumed.zarr"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(
+        [sys.executable, "-c", "from esn.cli import main; main()",
+         *args(corpus, out, "--workers", "2")],
+        env=env, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if ActivationStore.open(out).progress().done > 0:
+                    break
+            except Exception:  # noqa: BLE001 - not created yet
+                pass
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sharded run committed nothing in 240 s")
+        holder = read_lease(out)
+        assert holder is not None and holder.pid == run.pid
+        for more in ((), ("--workers", "2")):
+            code, text = invoke(*args(corpus, out, *more))
+            assert code != 0 and "is being written by another esn run" in text, text
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)  # the client and its workers
+        run.wait()
+    left = ActivationStore.open(out).progress()
+    assert left.pending > 0, "the run finished before it was killed"
+    code, text = invoke(*args(corpus, out, "--workers", "2"))
+    assert code == 0, text
+    assert "cleared the writer lease of a run that is no longer running" in text
+    assert_same_store(single, out)
+
+
+def test_a_worker_whose_run_lost_the_lease_commits_nothing(corpus: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "lost.zarr"
+    req = request(corpus, out)
+    adapter = load_adapter(req.model)
+    utterances, labels = select_utterances(req)
+    probe = Probe(labels=labels, template=req.template, seed=req.seed,
+                  option_order=req.option_order, max_new_tokens=req.max_new_tokens)
+    with WriterLease(out, command="test") as lease:
+        ticket = lease.ticket()
+        store = ActivationStore.create(
+            out, utterances=utterances, model=adapter.info, probe=probe.info, labels=labels,
+            n_layers=adapter.n_layers, n_neurons=adapter.n_neurons, utterance_chunk=CHUNK,
+            sums_dtype="float32", batch_size=3)
+        extract_into(store, adapter, utterances, probe, batch_size=3, lease=ticket,
+                     chunks=[0])
+        assert store.progress().done == CHUNK
+    with WriterLease(out, command="another run"):  # the first run's lease is gone
+        with pytest.raises(StoreLockedError, match="lease was broken by another run"):
+            extract_into(store, adapter, utterances, probe, batch_size=3, lease=ticket,
+                         chunks=[1])
+    assert store.progress().done == CHUNK
+    stale = LeaseTicket(str(out), "0" * 16)
+    with pytest.raises(StoreLockedError, match="lease removed"):
+        stale.check()
