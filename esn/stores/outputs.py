@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import fsspec
 
-from esn.errors import OutputRefusedError, StoreExistsError
+from esn.errors import OutputRefusedError, RequestError, StoreExistsError
 
 __all__ = [
     "OutputKind",
@@ -55,11 +55,34 @@ class OutputKind:
     entries: tuple[str, ...] = ()
 
 
+#: Filesystems whose listings are never stale: everything else (s3, gcs, abfs...) is
+#: opened without fsspec's listing cache, because esn's stores are written by other
+#: processes (a cluster's workers, another run) while this one reads them.
+_LIVE_LISTINGS = ("file", "local", "memory")
+
+
+def fsspec_options(url: str | os.PathLike[str],
+                   storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``storage_options`` for ``url``, with the listing cache off on remote filesystems
+    unless the caller set it."""
+    options = dict(storage_options or {})
+    protocol = os.fspath(url).split("://", 1)[0] if "://" in os.fspath(url) else "file"
+    if protocol not in _LIVE_LISTINGS:
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except (ImportError, ValueError) as exc:  # ValueError: a protocol fsspec lacks
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+            raise RequestError(f"{os.fspath(url)}: {protocol}:// needs a filesystem package "
+                               f"({reason.strip()})") from exc
+        options.setdefault("use_listings_cache", False)
+    return options
+
+
 def output_filesystem(
     url: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
 ) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem of ``url`` and the path on it."""
-    fs, path = fsspec.core.url_to_fs(os.fspath(url), **dict(storage_options or {}))
+    fs, path = fsspec.core.url_to_fs(os.fspath(url), **fsspec_options(url, storage_options))
     return fs, path.rstrip("/") or path
 
 

@@ -17,7 +17,7 @@ from esn.stores.arrays import COORDINATES
 from esn.stores.checkpoints import GROUP as CHECKPOINT_GROUP
 from esn.stores.integrity import COMMIT_LOG, CheckedStore, short_error
 from esn.stores.lease import LEASE_FILE
-from esn.stores.outputs import OutputKind
+from esn.stores.outputs import OutputKind, fsspec_options
 
 __all__ = ["ACOUSTICS_GROUP", "CREATING", "STORE_OUTPUT", "checked_group", "group_exists",
            "list_keys", "open_group", "url_of"]
@@ -63,8 +63,9 @@ def url_of(url: str | os.PathLike[str]) -> str:
 def open_group(url: str, mode: str, storage_options: Mapping[str, Any] | None,
                 **extra: Any) -> zarr.Group:
     kwargs: dict[str, Any] = {"mode": mode, "zarr_format": 3, **extra}
-    if storage_options and "://" in url:
-        kwargs["storage_options"] = dict(storage_options)
+    options = fsspec_options(url, storage_options)
+    if options and "://" in url:
+        kwargs["storage_options"] = options
     try:
         return zarr.open_group(url, **kwargs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:

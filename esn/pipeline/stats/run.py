@@ -305,7 +305,13 @@ def claim_stats_output(out: str, *, overwrite: bool = False, csv: str | None = N
     folder or (with ``overwrite``) an earlier esn stats dataset, and that its
     ``out.partial`` sibling is free or an interrupted run's; and that ``csv`` is new or
     (with ``overwrite``) a table esn wrote. Anything else is refused
-    (``OutputRefusedError``; ``StoreExistsError`` for esn's own without ``overwrite``)."""
+    (``OutputRefusedError``; ``StoreExistsError`` for esn's own without ``overwrite``).
+    The dataset is small and moved into place by a rename, so ``out`` is a local path (the
+    store it is computed from may be anywhere)."""
+    for path in (out, csv):
+        if path is not None and "://" in path and not path.startswith("file://"):
+            raise RequestError(f"{path}: esn stats writes its outputs to a local path (the "
+                               "store may be on any fsspec URL); copy them afterwards")
     claim_output(out, STATS_OUTPUT, overwrite=overwrite)
     claim_output(_partial(Path(out)), STATS_OUTPUT, overwrite=True)
     if csv is not None:
