@@ -356,6 +356,15 @@ class ActivationStore:
         return [c for c in range(self.layout.n_chunks)
                 if (status[self.layout.chunk_slice(c)] == STATUS_PENDING).any()]
 
+    def chunk_pending(self, chunk: int) -> bool:
+        """Does chunk ``chunk`` hold a pending utterance? Reads that chunk's status only
+        (an unreadable one counts as pending, as in ``status`` for a writer)."""
+        try:
+            codes = np.asarray(self._array("status")[self.layout.chunk_slice(chunk)])
+        except Exception:  # noqa: BLE001 - a torn or missing chunk file: write it again
+            return True
+        return bool((codes == STATUS_PENDING).any())
+
     def damaged_chunks(self) -> list[int]:
         """Committed utterance chunks with a chunk file missing (checkpoints included)."""
         present = set(list_keys(self._group))

@@ -127,6 +127,9 @@ class ExtractReport:
     #: batch thread's (overlapping) waiting for audio and running the processor.
     stages: Mapping[str, float] = dataclasses.field(default_factory=dict)
     sums: str = "float32"  # how the store keeps act_sum (layout.sums_dtype)
+    #: On a cluster, per worker address: chunks, items, seconds busy and peak resident
+    #: memory (MiB) of its process (esn.pipeline.extract.sharded).
+    workers: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def items_per_second(self) -> float:

@@ -22,13 +22,14 @@ able to read the corpus and the store at the same paths.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import logging
 import os
+import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from esn.errors import RequestError, StoreMismatchError
@@ -93,12 +94,13 @@ class _Job:
 
 @dataclasses.dataclass(frozen=True)
 class _ChunkDone:
-    chunk: int
+    chunks: tuple[int, ...]
     processed: int
     worker: str
     seconds: float
     seconds_writing: float
     stages: dict[str, float]
+    peak_mib: float  # the worker process's peak resident memory so far
 
 
 # -- on the workers --------------------------------------------------------------------------
@@ -107,9 +109,17 @@ _ADAPTERS: dict[LoadOptions, ModelAdapter] = {}
 _UTTERANCES: dict[tuple[Any, ...], list[Utterance]] = {}
 
 
+#: CPU threads for torch in a local cluster's worker (Dask's worker caps torch at one).
+THREADS_VARIABLE = "ESN_WORKER_THREADS"
+
+
 def _adapter(options: LoadOptions) -> ModelAdapter:
     """This worker's model, loaded at its first task and kept (one model per worker)."""
     if options not in _ADAPTERS:
+        if os.environ.get(THREADS_VARIABLE):
+            import torch
+
+            torch.set_num_threads(int(os.environ[THREADS_VARIABLE]))
         _ADAPTERS.clear()
         _ADAPTERS[options] = load_adapter(options)
     return _ADAPTERS[options]
@@ -133,16 +143,43 @@ def _describe(options: LoadOptions) -> ModelDescription:
     return describe_model(_adapter(options))
 
 
-def _probe_chunk(job: _Job, chunk: int) -> _ChunkDone:
+_STORES: dict[str, ActivationStore] = {}
+
+
+def _store(url: str) -> ActivationStore:
+    """The store, opened for writing once per worker (it writes only its own chunks)."""
+    if url not in _STORES:
+        _STORES.clear()
+        _STORES[url] = ActivationStore.open(url, mode="r+")
+    return _STORES[url]
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory (VmHWM: ``ru_maxrss`` would count the memory
+    of the process it was forked from)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _probe_chunks(job: _Job, chunks: Sequence[int], redo: frozenset[int]) -> _ChunkDone:
+    """Probe ``chunks`` (a run of the store's chunks) into the store: those still pending,
+    and the ``redo`` ones (committed, with lost files) whatever their status, so that a
+    task run again after its worker died redoes only what was not committed."""
     from distributed import get_worker
 
     adapter = _adapter(job.request.model)
     utterances = _utterances(job)
-    store = ActivationStore.open(job.request.out, mode="r+")
+    store = _store(job.request.out)
+    todo = [c for c in chunks if c in redo or store.chunk_pending(c)]
     report = extract_into(store, adapter, utterances, job.probe,
-                          batch_size=job.request.batch_size, lease=job.ticket, chunks=[chunk])
-    return _ChunkDone(chunk, report.processed, get_worker().address, report.seconds,
-                      report.seconds_writing, dict(report.stages))
+                          batch_size=job.request.batch_size, lease=job.ticket, chunks=todo)
+    return _ChunkDone(tuple(chunks), report.processed, get_worker().address, report.seconds,
+                      report.seconds_writing, dict(report.stages), _peak_mib())
 
 
 # -- on the client ---------------------------------------------------------------------------
@@ -154,7 +191,10 @@ def _worker_specs(workers: int, gpus_per_worker: int) -> dict[str, dict[str, Any
     specs = {}
     for i in range(workers):
         env = {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                "OPENBLAS_NUM_THREADS")}
+                                                "OPENBLAS_NUM_THREADS", THREADS_VARIABLE)}
+        # Dask's statistical profiler samples every thread's stack each 10 ms, which costs
+        # the model's Python-side work; a worker here runs one long task at a time.
+        env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"
         options: dict[str, Any] = {"nthreads": 1, "env": env, "silence_logs": logging.ERROR}
         if gpus_per_worker:
             first = i * gpus_per_worker
@@ -167,6 +207,7 @@ def _worker_specs(workers: int, gpus_per_worker: int) -> dict[str, dict[str, Any
 
 @contextlib.contextmanager
 def _client(cluster: ClusterOptions) -> Iterator[Any]:
+    import dask
     from distributed import Client, Scheduler, SpecCluster
 
     if cluster.scheduler is not None:
@@ -189,7 +230,11 @@ def _client(cluster: ClusterOptions) -> Iterator[Any]:
                                f"{cluster.workers * cluster.gpus_per_worker} GPUs; this "
                                f"machine has {have}")
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-    with SpecCluster(workers=_worker_specs(cluster.workers, cluster.gpus_per_worker),
+    # Dask's workers set MALLOC_TRIM_THRESHOLD_, which turns off glibc's adaptive mmap
+    # threshold: every large tensor is then mapped and unmapped afresh (page faults that
+    # made a worker probe 2.5x slower than one process). Leave malloc as it is.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
+            SpecCluster(workers=_worker_specs(cluster.workers, cluster.gpus_per_worker),
                      scheduler=scheduler, silence_logs=logging.ERROR) as local, \
             Client(local) as client:
         yield client
@@ -221,10 +266,16 @@ def extract_sharded(
         model = client.submit(_describe, request.model, pure=False,
                               resources=resources).result()
         store = create_store(request, model, utterances, probe, labels, sums, say)
+        redo = frozenset(store.damaged_chunks())
         chunks = chunks_to_probe(store, say)
         job = _Job(request, probe, lease.ticket(), utterance_digest([u.id for u in utterances]))
-        done = _run_chunks(client, job, chunks, store, resources, progress, say)
+        done = _run_chunks(client, job, chunks, redo, store, resources, progress)
     seconds = time.perf_counter() - start
+    workers = _per_worker(done)
+    for address, w in workers.items():
+        say(f"worker {address}: {w['chunks']:.0f} chunk(s), {w['items']:.0f} items, "
+            f"{w['items'] / w['busy_s'] if w['busy_s'] else 0:.1f} items/s while busy, "
+            f"peak memory {w['peak_mib']:.0f} MiB")
     from esn.pipeline.audio import listening_window
 
     return ExtractReport(
@@ -233,41 +284,57 @@ def extract_sharded(
         seconds_waiting_for_writer=0.0, accuracy=accuracy_by_emotion(store),
         window=listening_window(model.max_audio_seconds, probe.max_seconds),
         cut=cut_clips(store), stages=_summed(d.stages for d in done),
-        sums=store.layout.sums_dtype)
+        sums=store.layout.sums_dtype, workers=workers)
 
 
-def _run_chunks(client: Any, job: _Job, chunks: Sequence[int], store: ActivationStore,
-                resources: dict[str, float] | None, progress: ProgressFn | None,
-                say: Callable[[str], None]) -> list[_ChunkDone]:
-    """Submit one task per chunk (in store order) and follow them to the end; a worker
-    lost mid-chunk is replaced by Dask and its task runs again."""
+def _per_worker(done: Sequence[_ChunkDone]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for d in sorted(done, key=lambda d: d.worker):
+        w = out.setdefault(d.worker, {"chunks": 0, "items": 0, "busy_s": 0.0, "peak_mib": 0.0})
+        w["chunks"] += len(d.chunks)
+        w["items"] += d.processed
+        w["busy_s"] += d.seconds
+        w["peak_mib"] = max(w["peak_mib"], d.peak_mib)
+    return out
+
+
+#: Chunks per task: enough tasks for every worker to take several (so the last ones end
+#: together), few enough that each task's setup (its batch threads, the first batch's
+#: audio) is spread over several chunks.
+TASKS_PER_WORKER, MOST_CHUNKS_PER_TASK = 4, 8
+
+
+def _runs(chunks: Sequence[int], workers: int) -> list[tuple[int, ...]]:
+    size = max(1, min(MOST_CHUNKS_PER_TASK, -(-len(chunks) // (TASKS_PER_WORKER * workers))))
+    return [tuple(chunks[i:i + size]) for i in range(0, len(chunks), size)]
+
+
+def _run_chunks(client: Any, job: _Job, chunks: Sequence[int], redo: frozenset[int],
+                store: ActivationStore, resources: dict[str, float] | None,
+                progress: ProgressFn | None) -> list[_ChunkDone]:
+    """Submit the chunks as runs of a few (in store order) and follow them to the end; a
+    worker lost mid-chunk is replaced by Dask and its task runs again."""
     from distributed import as_completed
 
     layout = store.layout
     sizes = {c: layout.chunk_slice(c).stop - layout.chunk_slice(c).start for c in chunks}
     todo = sum(sizes.values())
-    futures = [client.submit(_probe_chunk, job, chunk, pure=False, resources=resources,
-                             priority=-i, key=f"esn-chunk-{chunk}-{job.ticket.token}")
-               for i, chunk in enumerate(chunks)]
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    futures = [client.submit(_probe_chunks, job, run, redo, pure=False, resources=resources,
+                             priority=-i, key=f"esn-chunks-{run[0]}-{job.ticket.token}")
+               for i, run in enumerate(_runs(chunks, workers))]
     finished: list[_ChunkDone] = []
-    per_worker: dict[str, list[_ChunkDone]] = collections.defaultdict(list)
     items = 0
     try:
         for future in as_completed(futures):
             result: _ChunkDone = future.result()
             finished.append(result)
-            per_worker[result.worker].append(result)
-            items += sizes[result.chunk]
+            items += sum(sizes[c] for c in result.chunks)
             if progress is not None:
                 progress(items, todo)
     except BaseException:
         client.cancel(futures)
         raise
-    for worker, results in sorted(per_worker.items()):
-        n = sum(r.processed for r in results)
-        busy = sum(r.seconds for r in results)
-        say(f"worker {worker}: {len(results)} chunk(s), {n} items, "
-            f"{n / busy if busy else 0:.1f} items/s while busy")
     return finished
 
 
