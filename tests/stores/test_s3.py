@@ -185,3 +185,14 @@ def test_the_writer_lease_holds_on_s3(s3: str, corpus: Path, stores: dict[str, s
             assert result.exit_code != 0
             assert "is being written by another esn run" in result.stderr
             assert "(a live run)" in result.stderr
+
+
+def test_acoustics_on_s3_equal_the_local_ones(stores: dict[str, str]) -> None:
+    """Last in this file: it adds the acoustics group to both stores."""
+    for store in stores.values():
+        esn_ok("acoustics", "--store", store)
+    local = {k: v for k, v in arrays(stores["local"]).items() if k.startswith("acoustics/")}
+    remote = {k: v for k, v in arrays(stores["s3"]).items() if k.startswith("acoustics/")}
+    assert sorted(local) == sorted(remote) and local
+    for name in local:
+        np.testing.assert_array_equal(local[name], remote[name], err_msg=name)

@@ -219,3 +219,33 @@ def test_a_worker_whose_run_lost_the_lease_commits_nothing(corpus: Path,
     stale = LeaseTicket(str(out), "0" * 16)
     with pytest.raises(StoreLockedError, match="lease removed"):
         stale.check()
+
+
+def test_a_local_cluster_gives_each_worker_its_own_gpus_and_a_share_of_the_cores() -> None:
+    from esn.pipeline.extract.sharded import THREADS_VARIABLE, _runs, _worker_specs
+
+    specs = _worker_specs(3, 2)
+    assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == \
+        ["0,1", "2,3", "4,5"]
+    assert all(s["options"]["resources"] == {"GPU": 2} for s in specs.values())
+    assert all(s["options"]["nthreads"] == 1 for s in specs.values())
+    share = str(max(1, (os.cpu_count() or 1) // 3))
+    assert {s["options"]["env"][THREADS_VARIABLE] for s in specs.values()} == {share}
+    assert "CUDA_VISIBLE_DEVICES" not in _worker_specs(2, 0)["esn-0"]["options"]["env"]
+    assert ClusterOptions(workers=2, gpus_per_worker=2).resources == {"GPU": 2.0}
+    # Runs of chunks: every chunk once, in order, in runs of one size (the last shorter):
+    # the smallest size that makes at most 4 tasks per worker, and never above 8 chunks.
+    for n, workers, size in ((1, 1, 1), (21, 2, 3), (1000, 2, 8), (7, 8, 1), (64, 1, 8),
+                             (40, 2, 5)):
+        runs = _runs(list(range(n)), workers)
+        assert [c for run in runs for c in run] == list(range(n))
+        assert all(len(r) == size for r in runs[:-1]) and 0 < len(runs[-1]) <= size
+
+
+def test_cluster_options_are_checked() -> None:
+    from esn.errors import RequestError
+
+    for bad in ({}, {"scheduler": "tcp://x:1", "workers": 2}, {"workers": 0},
+                {"workers": 1, "gpus_per_worker": -1}):
+        with pytest.raises(RequestError):
+            ClusterOptions(**bad)
