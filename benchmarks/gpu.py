@@ -20,7 +20,11 @@ the same batches, in this one process:
   replay     first-token logits of steering conditions replayed from checkpoints at
              layers 0 / 14 / 19 against the full forward with the same intervention;
   intervene  ``esn intervene --engine replay`` (conditions x test items answered per s)
-             with neuron sets selected from the store at fraction 0.005.
+             with neuron sets selected from the store at fraction 0.005;
+  sharded    (``--steps sharded``) ``esn extract --workers 1`` and ``--workers 2`` on a
+             local Dask cluster, one GPU per worker where there are two, else both on the
+             one GPU: clips/s, the 2-to-1 scaling, and the two stores compared array by
+             array (the multi-GPU figure: ``--steps sharded --clips 1024``).
 
     python -m benchmarks.gpu --family omni --json $OUT/omni.json       (on the GPU)
     python -m benchmarks.gpu --results omni.json af3.json               (writes RESULTS.md)
@@ -461,6 +465,62 @@ def diagnose(adapter: Any, model_dir: Path, manifest: Path, work: Path,
     return out
 
 
+def sharded(model_dir: Path, manifest: Path, work: Path, batch_size: int, tokens: int,
+            tiny: bool, sizes: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """``esn extract`` on a local Dask cluster of 1 and 2 workers on the same clips: each
+    worker on its own GPU where there are enough, else sharing the one GPU; wall clock,
+    clips/s, the 2-to-1 scaling ratio, each worker's rate and peak memory, and whether the
+    stores equal the 1-worker store array by array."""
+    import zarr
+
+    from esn.pipeline.extract import ExtractRequest
+    from esn.pipeline.extract.sharded import ClusterOptions, extract_sharded
+    from esn.pipeline.models import LoadOptions
+
+    def arrays(path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+
+        def walk(group: Any, prefix: str) -> None:
+            for name, node in group.members():
+                if isinstance(node, zarr.Group):
+                    walk(node, f"{prefix}{name}/")
+                else:
+                    out[prefix + name] = node[...]
+
+        walk(zarr.open_group(str(path), mode="r"), "")
+        return out
+
+    gpus = torch.cuda.device_count()
+    rows = []
+    for n in sizes:
+        out = work / f"sharded-{n}.zarr"
+        if out.exists():
+            shutil.rmtree(out)
+        own = gpus >= n and not tiny
+        request = ExtractRequest(
+            model=LoadOptions(model_id=str(model_dir), device="cpu" if tiny else "cuda",
+                              dtype="float32" if tiny else "bfloat16"),
+            corpus=f"manifest:{manifest}", out=str(out), batch_size=batch_size,
+            max_new_tokens=tokens, checkpoint_layers=(0,), utterance_chunk=batch_size)
+        t0 = time.perf_counter()
+        report = extract_sharded(request, ClusterOptions(workers=n,
+                                                         gpus_per_worker=1 if own else 0))
+        seconds = time.perf_counter() - t0
+        busy = max(w["busy_s"] for w in report.workers.values())
+        rows.append({"workers": n, "gpus": n if own else (0 if tiny else 1),
+                     "seconds": seconds, "clips_per_s": report.processed / seconds,
+                     "busy_clips_per_s": report.processed / busy,
+                     "workers_detail": {k: dict(v) for k, v in report.workers.items()}})
+    first = arrays(work / f"sharded-{sizes[0]}.zarr")
+    for row in rows[1:]:
+        other = arrays(work / f"sharded-{row['workers']}.zarr")
+        row["identical_to_first"] = sorted(first) == sorted(other) and all(
+            first[k].shape == other[k].shape and first[k].tolist() == other[k].tolist()
+            for k in first)
+    return {"batch_size": batch_size, "new_tokens": tokens, "rows": rows,
+            "scaling": rows[-1]["busy_clips_per_s"] / rows[0]["busy_clips_per_s"]}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from esn.pipeline.models import LoadOptions, load_adapter
 
@@ -495,6 +555,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     esn_extract(adapter, model_dir, warm, work / "warm.zarr", 8, 2)  # warm-up
     if "diagnose" in args.steps:
         result["diagnose"] = diagnose(adapter, model_dir, manifest, work, max(args.batch_sizes))
+        save()
+    if "sharded" in args.steps:
+        result["sharded"] = sharded(model_dir, manifest, work, max(args.batch_sizes),
+                                    min(args.tokens), args.tiny)
         save()
     rows = []
     first_batch = None
@@ -601,6 +665,8 @@ def write_results(paths: list[str], out: Path) -> None:
             lines += _intervene_lines(r)
         if r.get("diagnose"):
             lines += _diagnose_lines(r["diagnose"])
+        if r.get("sharded"):
+            lines += _sharded_lines(r["sharded"])
     notes = Path(__file__).parent / "gpu-runs" / "NOTES.md"
     if notes.exists():  # what the figures say, written by whoever ran them
         lines += ["", notes.read_text()]
@@ -687,6 +753,23 @@ def _diagnose_lines(d: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _sharded_lines(d: dict[str, Any]) -> list[str]:
+    lines = ["", f"`esn extract --workers N` on a local Dask cluster (batch {d['batch_size']}, "
+             f"{d['new_tokens']} new tokens, checkpoints at layer 0; wall clock with the "
+             "cluster's start and every worker's model load):", "",
+             "| workers | GPUs | wall s | clips/s | clips/s while probing | peak MiB per "
+             "worker | store equal to 1 worker's |", "|---|---|---|---|---|---|---|"]
+    for row in d["rows"]:
+        peak = max(w["peak_mib"] for w in row["workers_detail"].values())
+        same = row.get("identical_to_first", "-")
+        lines.append(f"| {row['workers']} | {row['gpus']} | {row['seconds']:.1f} | "
+                     f"{row['clips_per_s']:.1f} | {row['busy_clips_per_s']:.1f} | "
+                     f"{peak:.0f} | {same} |")
+    lines += ["", f"Scaling (clips/s while probing, last row over first): "
+              f"**{d['scaling']:.2f}x**."]
+    return lines
+
+
 def _intervene_lines(r: dict[str, Any]) -> list[str]:
     lines = [
         "",
@@ -722,11 +805,14 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--batch-workers", type=int, default=None,
                         help="esn extract --batch-workers for every extraction (default 0)")
-    parser.add_argument("--steps", nargs="+", choices=("extract", "intervene", "diagnose"),
+    parser.add_argument("--steps", nargs="+",
+                        choices=("extract", "intervene", "diagnose", "sharded"),
                         default=["extract", "intervene"],
                         help="extract: the extraction table and exactness; intervene: "
                              "replay vs full and esn intervene; diagnose: extraction with "
-                             "the writer dropped and the batch/assembly threads inline")
+                             "the writer dropped and the batch/assembly threads inline; "
+                             "sharded: 1 and 2 Dask workers (one GPU each where there are "
+                             "two, else sharing one)")
     parser.add_argument("--results", nargs="+", default=None,
                         help="JSON files to turn into benchmarks/RESULTS.md")
     args = parser.parse_args()
