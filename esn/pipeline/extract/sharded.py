@@ -269,7 +269,7 @@ def extract_sharded(
         redo = frozenset(store.damaged_chunks())
         chunks = chunks_to_probe(store, say)
         job = _Job(request, probe, lease.ticket(), utterance_digest([u.id for u in utterances]))
-        done = _run_chunks(client, job, chunks, redo, store, resources, progress)
+        done = _run_chunks(client, job, chunks, redo, store, resources, progress, say)
     seconds = time.perf_counter() - start
     workers = _per_worker(done)
     for address, w in workers.items():
@@ -309,9 +309,13 @@ def _runs(chunks: Sequence[int], workers: int) -> list[tuple[int, ...]]:
     return [tuple(chunks[i:i + size]) for i in range(0, len(chunks), size)]
 
 
+#: Seconds between the client's lines of items done per worker (beside the progress line).
+WORKERS_LINE_SECONDS = 60.0
+
+
 def _run_chunks(client: Any, job: _Job, chunks: Sequence[int], redo: frozenset[int],
                 store: ActivationStore, resources: dict[str, float] | None,
-                progress: ProgressFn | None) -> list[_ChunkDone]:
+                progress: ProgressFn | None, say: Callable[[str], None]) -> list[_ChunkDone]:
     """Submit the chunks as runs of a few (in store order) and follow them to the end; a
     worker lost mid-chunk is replaced by Dask and its task runs again."""
     from distributed import as_completed
@@ -325,13 +329,21 @@ def _run_chunks(client: Any, job: _Job, chunks: Sequence[int], redo: frozenset[i
                for i, run in enumerate(_runs(chunks, workers))]
     finished: list[_ChunkDone] = []
     items = 0
+    by_worker: dict[str, int] = {}
+    start = last = time.monotonic()
     try:
         for future in as_completed(futures):
             result: _ChunkDone = future.result()
             finished.append(result)
             items += sum(sizes[c] for c in result.chunks)
+            by_worker[result.worker] = by_worker.get(result.worker, 0) + result.processed
             if progress is not None:
                 progress(items, todo)
+            now = time.monotonic()
+            if now - last >= WORKERS_LINE_SECONDS and items < todo:
+                last = now
+                say(f"{items}/{todo} items after {now - start:.0f} s; by worker: "
+                    + ", ".join(f"{w} {n}" for w, n in sorted(by_worker.items())))
     except BaseException:
         client.cancel(futures)
         raise

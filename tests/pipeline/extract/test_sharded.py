@@ -134,11 +134,16 @@ def test_the_organism_on_two_workers(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_a_worker_killed_mid_chunk_is_replaced(corpus: Path, single: Path, cluster: Any,
-                                               tmp_path: Path) -> None:
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed import Client
 
+    from esn.pipeline.extract import sharded
+
+    monkeypatch.setattr(sharded, "WORKERS_LINE_SECONDS", 0.0)  # a line after every task
     out = tmp_path / "killed.zarr"
     killed: list[str] = []
+    lines: list[str] = []
     with Client(cluster) as watcher:
         def kill_a_busy_worker(done: int, total: int) -> None:
             if killed:
@@ -152,10 +157,17 @@ def test_a_worker_killed_mid_chunk_is_replaced(corpus: Path, single: Path, clust
 
         report = extract_sharded(request(corpus, out),
                                  ClusterOptions(scheduler=cluster.scheduler_address),
-                                 progress=kill_a_busy_worker)
+                                 progress=kill_a_busy_worker, say=lines.append)
     assert killed, "no worker was busy when the first chunk finished"
     assert report.progress.pending == 0
     assert_same_store(single, out)
+    # The client's running lines: items so far, and per worker the items it probed.
+    running = [line for line in lines if "by worker:" in line]
+    assert running and running[0].startswith(f"{CHUNK * 3}/{len(CLIPS) * 6} items after ")
+    # Items probed by tasks that finished: all but what the killed worker committed before
+    # it died (its task ran again and skipped those chunks), at most one task's worth.
+    probed = sum(w["items"] for w in report.workers.values())
+    assert len(CLIPS) * 6 - CHUNK * 3 <= probed <= len(CLIPS) * 6
 
 
 def test_a_killed_client_resumes_and_its_live_run_refuses_writers(
