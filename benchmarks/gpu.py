@@ -471,24 +471,10 @@ def sharded(model_dir: Path, manifest: Path, work: Path, batch_size: int, tokens
     worker on its own GPU where there are enough, else sharing the one GPU; wall clock,
     clips/s, the 2-to-1 scaling ratio, each worker's rate and peak memory, and whether the
     stores equal the 1-worker store array by array."""
-    import zarr
-
+    from benchmarks.sharded import same_store
     from esn.pipeline.extract import ExtractRequest
     from esn.pipeline.extract.sharded import ClusterOptions, extract_sharded
     from esn.pipeline.models import LoadOptions
-
-    def arrays(path: Path) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-
-        def walk(group: Any, prefix: str) -> None:
-            for name, node in group.members():
-                if isinstance(node, zarr.Group):
-                    walk(node, f"{prefix}{name}/")
-                else:
-                    out[prefix + name] = node[...]
-
-        walk(zarr.open_group(str(path), mode="r"), "")
-        return out
 
     gpus = torch.cuda.device_count()
     rows = []
@@ -511,12 +497,9 @@ def sharded(model_dir: Path, manifest: Path, work: Path, batch_size: int, tokens
                      "seconds": seconds, "clips_per_s": report.processed / seconds,
                      "busy_clips_per_s": report.processed / busy,
                      "workers_detail": {k: dict(v) for k, v in report.workers.items()}})
-    first = arrays(work / f"sharded-{sizes[0]}.zarr")
     for row in rows[1:]:
-        other = arrays(work / f"sharded-{row['workers']}.zarr")
-        row["identical_to_first"] = sorted(first) == sorted(other) and all(
-            first[k].shape == other[k].shape and first[k].tolist() == other[k].tolist()
-            for k in first)
+        row["identical_to_first"] = same_store(work / f"sharded-{sizes[0]}.zarr",
+                                               work / f"sharded-{row['workers']}.zarr")
     return {"batch_size": batch_size, "new_tokens": tokens, "rows": rows,
             "scaling": rows[-1]["busy_clips_per_s"] / rows[0]["busy_clips_per_s"]}
 

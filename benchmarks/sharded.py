@@ -28,26 +28,16 @@ from benchmarks._corpus import write_corpus
 from esn.pipeline.extract import ExtractRequest, extract
 from esn.pipeline.extract.sharded import ClusterOptions, extract_sharded
 from esn.pipeline.models import LoadOptions
+from esn.stores.integrity import store_arrays
 
 
-def _arrays(url: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-
-    def walk(group: zarr.Group, prefix: str) -> None:
-        for name, node in group.members():
-            if isinstance(node, zarr.Group):
-                walk(node, f"{prefix}{name}/")
-            else:
-                out[prefix + name] = node[...]
-
-    walk(zarr.open_group(str(url), mode="r"), "")
-    return out
-
-
-def _same(a: Path, b: Path) -> bool:
-    x, y = _arrays(a), _arrays(b)
+def same_store(a: Path, b: Path) -> bool:
+    """Do the two stores hold the same arrays, dtypes and values (checkpoints included)?"""
+    x, y = ({path: node for path, node in store_arrays(zarr.open_group(str(p), mode="r"))}
+            for p in (a, b))
     return sorted(x) == sorted(y) and all(
-        x[k].shape == y[k].shape and x[k].tolist() == y[k].tolist() for k in x)
+        x[k].dtype == y[k].dtype and x[k].shape == y[k].shape
+        and x[k][...].tolist() == y[k][...].tolist() for k in x)
 
 
 def main() -> None:
@@ -89,7 +79,7 @@ def main() -> None:
                          "clips_per_s": sharded.processed / seconds, "ratio": base / seconds,
                          "busy_clips_per_s": sharded.processed / busy,
                          "peak_mib": max(w["peak_mib"] for w in sharded.workers.values()),
-                         "identical": _same(single, out)})
+                         "identical": same_store(single, out)})
     print(f"{args.model}, {args.items} clips of 1-3 s, chunks of {args.utterance_chunk}, "
           f"batch {args.batch_size}")
     print(f"{'run':<13} {'s':>7} {'clips/s':>8} {'vs one':>7} {'busy clips/s':>13} "

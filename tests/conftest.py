@@ -1,4 +1,5 @@
-"""Shared fixtures: fixed seeds, and small activation stores with known contents."""
+"""Shared fixtures: fixed seeds, and small activation stores with known contents; and
+reading every array of a Zarr hierarchy, to compare two stores array by array."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import random
 
 import numpy as np
 import pytest
+import zarr
 
 from esn.schemas import STATUS_DONE, STATUS_FAILED, ModelInfo, ProbeInfo, StatsBatch, Utterance
+from esn.stores.integrity import store_arrays
 
 LABELS = ("anger", "happy", "neutral", "sad")
 
@@ -64,3 +67,27 @@ def store_kwargs(n_utterances: int, n_layers: int = 3, n_neurons: int = 8, chunk
         labels=LABELS, n_layers=n_layers, n_neurons=n_neurons, utterance_chunk=chunk,
         corpus=("manifest:/x.csv",),
     )
+
+
+def arrays_of(url: object) -> dict[str, np.ndarray]:
+    """Every array of the Zarr hierarchy at ``url`` (checkpoints included), by path, read
+    now (a remote one without fsspec's listing cache: other processes wrote it)."""
+    url = str(url)
+    options = {"storage_options": {"use_listings_cache": False}} if "://" in url else {}
+    group = zarr.open_group(url, mode="r", **options)
+    return {path: node[...] for path, node in store_arrays(group)}
+
+
+def assert_same_arrays(a: object, b: object) -> dict[str, np.ndarray]:
+    """The two hierarchies hold the same arrays with the same dtypes, shapes and values
+    (strings included); returns the first one's arrays."""
+    left, right = arrays_of(a), arrays_of(b)
+    assert sorted(left) == sorted(right) and left
+    for name, x in left.items():
+        y = right[name]
+        assert x.dtype == y.dtype and x.shape == y.shape, name
+        if x.dtype.kind in "fc":
+            np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            assert x.tolist() == y.tolist(), name
+    return left

@@ -6,7 +6,6 @@ built-in tiny model; a refusal must be a one-line error (no traceback) that name
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ import esn
 from esn.cli import main
 from esn.stores import ActivationStore
 from esn.stores.lease import LEASE_FILE, LeaseHolder, read_lease
-from tests.pipeline.conftest import CLIPS, write_clip
+from tests.pipeline.conftest import write_repeated_corpus
 
 ROOT = Path(__file__).parents[1]
 MODEL = "tiny-qwen2_5_omni"
@@ -53,16 +52,7 @@ def refused(*args: str) -> str:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    rows = []
-    for i, (name, emotion, speaker, seconds) in enumerate(CLIPS * 2):
-        write_clip(root / f"{name}-{i}.wav", seconds, 120 + 30 * i, seed=i)
-        rows.append({"path": f"{name}-{i}.wav", "label": emotion, "speaker": speaker})
-    with (root / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label", "speaker"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
+    return write_repeated_corpus(tmp_path_factory.mktemp("corpus"), repeat=2, f0=120, step=30)
 
 
 def extract_args(corpus: Path, out: Path, *more: str) -> list[str]:

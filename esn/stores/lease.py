@@ -153,10 +153,7 @@ class LeaseTicket:
     def check(self) -> None:
         current = read_lease(self.url, self.storage_options)
         if current is None or current.token != self.token:
-            who = current.describe() if current is not None else "lease removed"
-            raise StoreLockedError(
-                f"{self.url}: this run's writer lease was broken by another run ({who}); "
-                "stopping before writing more (finished chunks are kept)")
+            raise _broken(self.url, current or _REMOVED)
 
 
 class WriterLease:
@@ -288,8 +285,7 @@ class WriterLease:
         assert self.holder is not None
         current = _read(self._fs, self._path)
         if current is None or current.token != self.holder.token:
-            self._lost = current or LeaseHolder(host="?", pid=0, started="?", renewed="",
-                                                 token="", command="lease removed")
+            self._lost = current or _REMOVED
             self._stop.set()
             return
         try:
@@ -305,13 +301,9 @@ class WriterLease:
         if self._lost is None and self.holder is not None:
             current = _read(self._fs, self._path)
             if current is None or current.token != self.holder.token:
-                self._lost = current or LeaseHolder(host="?", pid=0, started="?", renewed="",
-                                                     token="", command="lease removed")
+                self._lost = current or _REMOVED
         if self._lost is not None:
-            raise StoreLockedError(
-                f"{self.url}: this run's writer lease was broken by another run "
-                f"({self._lost.describe()}); stopping before writing more (finished chunks "
-                "are kept)")
+            raise _broken(self.url, self._lost)
 
     def ticket(self) -> LeaseTicket:
         """What the workers of this run check before each commit."""
@@ -326,6 +318,17 @@ class WriterLease:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.release()
+
+
+#: Who "holds" a lease whose file is gone.
+_REMOVED = LeaseHolder(host="?", pid=0, started="?", renewed="", token="",
+                       command="lease removed")
+
+
+def _broken(url: str, holder: LeaseHolder) -> StoreLockedError:
+    return StoreLockedError(
+        f"{url}: this run's writer lease was broken by another run ({holder.describe()}); "
+        "stopping before writing more (finished chunks are kept)")
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:

@@ -45,3 +45,22 @@ def write_manifest(folder: Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return root / "manifest.csv"
+
+
+def write_repeated_corpus(root: Path, *, repeat: int, f0: float, step: float,
+                          splits: bool = False) -> Path:
+    """``root/manifest.csv`` over ``CLIPS`` repeated ``repeat`` times (clip ``i`` a tone of
+    ``f0 + step * i`` Hz, named ``NAME-i.wav``); with ``splits``, odd clips in ``test`` and
+    even ones in ``train``."""
+    rows = []
+    for i, (name, emotion, speaker, seconds) in enumerate(CLIPS * repeat):
+        write_clip(root / f"{name}-{i}.wav", seconds, f0 + step * i, seed=i)
+        row = {"path": f"{name}-{i}.wav", "label": emotion, "speaker": speaker}
+        if splits:
+            row["split"] = "test" if i % 2 else "train"
+        rows.append(row)
+    with (root / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root / "manifest.csv"

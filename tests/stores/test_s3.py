@@ -6,7 +6,6 @@ too), ``esn intervene``, ``esn info`` and ``esn validate``; the writer lease hol
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -17,13 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import zarr
 from click.testing import CliRunner
 
 import esn
 from esn.cli import main
 from esn.stores.lease import WriterLease
-from tests.pipeline.conftest import CLIPS, write_clip
+from tests.conftest import arrays_of, assert_same_arrays
+from tests.pipeline.conftest import write_repeated_corpus
 
 MODEL = "tiny-qwen2_5_omni"
 BUCKET = "esn-test"
@@ -60,17 +59,8 @@ def s3() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    rows = []
-    for i, (name, emotion, speaker, seconds) in enumerate(CLIPS * 4):
-        write_clip(root / f"{name}-{i}.wav", seconds, 120 + 11 * i, seed=i)
-        rows.append({"path": f"{name}-{i}.wav", "label": emotion, "speaker": speaker,
-                     "split": "test" if i % 2 else "train"})
-    with (root / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label", "speaker", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
+    return write_repeated_corpus(tmp_path_factory.mktemp("corpus"), repeat=4, f0=120, step=11,
+                                 splits=True)
 
 
 def esn_ok(*argv: str) -> str:
@@ -85,28 +75,6 @@ def extract_args(corpus: Path, out: str, *more: str) -> list[str]:
     return ["extract", "--model", MODEL, "--corpus", f"manifest:{corpus}", "--out", out,
             "--batch-size", "4", "--utterance-chunk", "4", "--checkpoint-layers", "0",
             "--sums", "float32", *more]
-
-
-def arrays(url: str) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-
-    def walk(group: zarr.Group, prefix: str) -> None:
-        for name, node in group.members():
-            if isinstance(node, zarr.Group):
-                walk(node, f"{prefix}{name}/")
-            else:
-                out[prefix + name] = node[...]
-
-    options = {"storage_options": {"use_listings_cache": False}} if "://" in url else {}
-    walk(zarr.open_group(url, mode="r", **options), "")
-    return out
-
-
-def assert_same_arrays(a: str, b: str) -> None:
-    left, right = arrays(a), arrays(b)
-    assert sorted(left) == sorted(right) and left
-    for name in left:
-        np.testing.assert_array_equal(left[name], right[name], err_msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +159,8 @@ def test_acoustics_on_s3_equal_the_local_ones(stores: dict[str, str]) -> None:
     """Last in this file: it adds the acoustics group to both stores."""
     for store in stores.values():
         esn_ok("acoustics", "--store", store)
-    local = {k: v for k, v in arrays(stores["local"]).items() if k.startswith("acoustics/")}
-    remote = {k: v for k, v in arrays(stores["s3"]).items() if k.startswith("acoustics/")}
+    local = {k: v for k, v in arrays_of(stores["local"]).items() if k.startswith("acoustics/")}
+    remote = {k: v for k, v in arrays_of(stores["s3"]).items() if k.startswith("acoustics/")}
     assert sorted(local) == sorted(remote) and local
     for name in local:
         np.testing.assert_array_equal(local[name], remote[name], err_msg=name)

@@ -163,6 +163,31 @@ def extract(
     output path (an existing path must be an esn store), a resumed store's identity and
     integrity, and the writer lease (one run writes a store at a time).
     """
+    plan = plan_run(request)
+    with WriterLease(request.out, command="esn extract", say=say,
+                     break_lock=request.break_lock) as lease:
+        adapter = adapter or load_adapter(request.model)
+        store = create_store(request, describe_model(adapter), plan, say)
+        return extract_into(store, adapter, plan.utterances, plan.probe,
+                            batch_size=request.batch_size,
+                            progress=progress, lease=lease, say=say,
+                            batch_workers=request.batch_workers)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a run probes, decided before any model loads: the utterances in store order,
+    the label set, the probe, and how the store keeps its sums."""
+
+    utterances: list[Utterance]
+    labels: tuple[str, ...]
+    probe: Probe
+    sums: str
+
+
+def plan_run(request: ExtractRequest) -> RunPlan:
+    """Check the output path, list the corpus, and refuse a store made for another run,
+    all without the model (one process or a cluster's client alike)."""
     claim_output(request.out, STORE_OUTPUT, overwrite=request.overwrite, resume=True)
     utterances, labels = select_utterances(request)
     probe = Probe(labels=labels, template=request.template, seed=request.seed,
@@ -172,14 +197,7 @@ def extract(
     if not request.overwrite:  # refuse a mismatched store before loading a large model
         resumed = refuse_other_run(request, probe, labels, utterances)
     sums = request.sums or (resumed.layout.sums_dtype if resumed else DEFAULT_SUMS)
-    with WriterLease(request.out, command="esn extract", say=say,
-                     break_lock=request.break_lock) as lease:
-        adapter = adapter or load_adapter(request.model)
-        store = create_store(request, describe_model(adapter), utterances, probe, labels,
-                             sums, say)
-        return extract_into(store, adapter, utterances, probe, batch_size=request.batch_size,
-                            progress=progress, lease=lease, say=say,
-                            batch_workers=request.batch_workers)
+    return RunPlan(utterances, labels, probe, sums)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,9 +221,8 @@ def describe_model(adapter: ModelAdapter) -> ModelDescription:
         max_audio_seconds=adapter.max_audio_seconds)
 
 
-def create_store(request: ExtractRequest, model: ModelDescription,
-                 utterances: Sequence[Utterance], probe: Probe, labels: Sequence[str],
-                 sums: str, say: Callable[[str], None]) -> ActivationStore:
+def create_store(request: ExtractRequest, model: ModelDescription, plan: RunPlan,
+                 say: Callable[[str], None]) -> ActivationStore:
     """Create the store of ``request`` (or open the one it resumes) for ``model``."""
     window = model.max_audio_seconds
     if request.max_seconds is not None and window is not None and window < request.max_seconds:
@@ -213,10 +230,10 @@ def create_store(request: ExtractRequest, model: ModelDescription,
             f"--max-seconds {request.max_seconds:g} cuts no more than that")
     return ActivationStore.create(
         request.out,
-        utterances=utterances,
+        utterances=plan.utterances,
         model=model.info,
-        probe=probe.info,
-        labels=labels,
+        probe=plan.probe.info,
+        labels=plan.labels,
         n_layers=model.n_layers,
         n_neurons=model.n_neurons,
         corpus=(request.corpus,),
@@ -224,7 +241,7 @@ def create_store(request: ExtractRequest, model: ModelDescription,
         checkpoint_layers=request.checkpoint_layers,
         hidden_size=model.hidden_size if request.checkpoint_layers else 0,
         hidden_dtype=model.hidden_dtype,
-        sums_dtype=sums,
+        sums_dtype=plan.sums,
         batch_size=request.batch_size,
         if_exists="overwrite" if request.overwrite else "resume",
     )
@@ -291,7 +308,7 @@ def extract_into(
     its client with ``chunks_to_probe``).
     """
     layout = store.layout
-    chunks = sorted(chunks) if chunks is not None else chunks_to_probe(store, say)
+    chunks = sorted(chunks) if chunks is not None else chunks_to_probe(store, say)[0]
     window = listening_window(adapter.max_audio_seconds, probe.max_seconds)
     stats = GateStatistics(adapter.gate_modules(), count_dtype=layout.count_dtype,
                            sums_dtype=layout.sums_dtype)
@@ -376,15 +393,17 @@ def extract_into(
     )
 
 
-def chunks_to_probe(store: ActivationStore, say: Callable[[str], None]) -> list[int]:
-    """The store's pending chunks and, with a notice, its committed chunks that have lost
-    files since (``ActivationStore.damaged_chunks``)."""
+def chunks_to_probe(store: ActivationStore,
+                    say: Callable[[str], None]) -> tuple[list[int], list[int]]:
+    """The chunks to probe: the store's pending chunks and, with a notice, its committed
+    chunks that have lost files since (``ActivationStore.damaged_chunks``); and those
+    damaged ones alone (a cluster's workers probe them whatever their status)."""
     damaged = store.damaged_chunks()
     if damaged:
         say(f"{store.url}: {len(damaged)} committed chunk(s) have lost files "
             f"(chunk {', '.join(map(str, damaged[:10]))}{', ...' if len(damaged) > 10 else ''}); "
             "probing them again")
-    return sorted(set(store.pending_chunks()) | set(damaged))
+    return sorted(set(store.pending_chunks()) | set(damaged)), damaged
 
 
 class _Stages:

@@ -28,11 +28,12 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from esn.errors import RequestError, StoreMismatchError
+from esn.pipeline.audio import listening_window
 from esn.pipeline.extract.run import (
     ExtractReport,
     ExtractRequest,
@@ -43,16 +44,15 @@ from esn.pipeline.extract.run import (
     create_store,
     describe_model,
     extract_into,
-    refuse_other_run,
+    plan_run,
     select_utterances,
 )
 from esn.pipeline.models import LoadOptions, ModelAdapter, load_adapter
 from esn.pipeline.probe import Probe
-from esn.schemas import DEFAULT_SUMS, Utterance, utterance_digest
-from esn.stores.activations import STORE_OUTPUT, ActivationStore
+from esn.schemas import Utterance, utterance_digest
+from esn.stores.activations import ActivationStore
 from esn.stores.describe import cut_clips
 from esn.stores.lease import LeaseTicket, WriterLease
-from esn.stores.outputs import claim_output
 
 __all__ = ["ClusterOptions", "extract_sharded"]
 
@@ -251,38 +251,29 @@ def extract_sharded(
     if request.batch_workers:
         raise RequestError("--batch-workers does not combine with a cluster: each worker "
                            "builds its own batches")
-    claim_output(request.out, STORE_OUTPUT, overwrite=request.overwrite, resume=True)
-    utterances, labels = select_utterances(request)
-    probe = Probe(labels=labels, template=request.template, seed=request.seed,
-                  option_order=request.option_order, max_new_tokens=request.max_new_tokens,
-                  max_seconds=request.max_seconds)
-    resumed = None if request.overwrite else refuse_other_run(request, probe, labels,
-                                                              utterances)
-    sums = request.sums or (resumed.layout.sums_dtype if resumed else DEFAULT_SUMS)
+    plan = plan_run(request)
     start = time.perf_counter()
     with WriterLease(request.out, command="esn extract (cluster)", say=say,
                      break_lock=request.break_lock) as lease, _client(cluster) as client:
         resources = cluster.resources
         model = client.submit(_describe, request.model, pure=False,
                               resources=resources).result()
-        store = create_store(request, model, utterances, probe, labels, sums, say)
-        redo = frozenset(store.damaged_chunks())
-        chunks = chunks_to_probe(store, say)
-        job = _Job(request, probe, lease.ticket(), utterance_digest([u.id for u in utterances]))
-        done = _run_chunks(client, job, chunks, redo, store, resources, progress, say)
+        store = create_store(request, model, plan, say)
+        chunks, damaged = chunks_to_probe(store, say)
+        job = _Job(request, plan.probe, lease.ticket(), store.attributes.utterance_digest)
+        done = _run_chunks(client, job, chunks, frozenset(damaged), store, resources,
+                           progress, say)
     seconds = time.perf_counter() - start
     workers = _per_worker(done)
     for address, w in workers.items():
         say(f"worker {address}: {w['chunks']:.0f} chunk(s), {w['items']:.0f} items, "
             f"{w['items'] / w['busy_s'] if w['busy_s'] else 0:.1f} items/s while busy, "
             f"peak memory {w['peak_mib']:.0f} MiB")
-    from esn.pipeline.audio import listening_window
-
     return ExtractReport(
         url=store.url, processed=sum(d.processed for d in done), progress=store.progress(),
         seconds=seconds, seconds_writing=sum(d.seconds_writing for d in done),
         seconds_waiting_for_writer=0.0, accuracy=accuracy_by_emotion(store),
-        window=listening_window(model.max_audio_seconds, probe.max_seconds),
+        window=listening_window(model.max_audio_seconds, plan.probe.max_seconds),
         cut=cut_clips(store), stages=_summed(d.stages for d in done),
         sums=store.layout.sums_dtype, workers=workers)
 
@@ -350,7 +341,7 @@ def _run_chunks(client: Any, job: _Job, chunks: Sequence[int], redo: frozenset[i
     return finished
 
 
-def _summed(stages: Iterator[dict[str, float]] | Any) -> dict[str, float]:
+def _summed(stages: Iterable[Mapping[str, float]]) -> dict[str, float]:
     total: dict[str, float] = {}
     for entry in stages:
         for name, seconds in entry.items():

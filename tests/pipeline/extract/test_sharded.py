@@ -6,7 +6,6 @@ worker whose run lost the lease commits nothing."""
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -15,9 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import zarr
 from click.testing import CliRunner
 
 from esn.cli import main
@@ -29,7 +26,8 @@ from esn.pipeline.models import LoadOptions, load_adapter
 from esn.pipeline.probe import Probe
 from esn.stores import ActivationStore
 from esn.stores.lease import LeaseTicket, WriterLease, read_lease
-from tests.pipeline.conftest import CLIPS, write_clip
+from tests.conftest import assert_same_arrays
+from tests.pipeline.conftest import CLIPS, write_repeated_corpus
 
 ROOT = Path(__file__).parents[3]
 MODEL = "tiny-qwen2_5_omni"
@@ -39,16 +37,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    rows = []
-    for i, (name, emotion, speaker, seconds) in enumerate(CLIPS * 6):
-        write_clip(root / f"{name}-{i}.wav", seconds, 110 + 13 * i, seed=i)
-        rows.append({"path": f"{name}-{i}.wav", "label": emotion, "speaker": speaker})
-    with (root / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["path", "label", "speaker"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return root / "manifest.csv"
+    return write_repeated_corpus(tmp_path_factory.mktemp("corpus"), repeat=6, f0=110, step=13)
 
 
 def args(corpus: Path, out: Path, *more: str, model: str = MODEL) -> list[str]:
@@ -77,32 +66,8 @@ def single(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def arrays(url: Path) -> dict[str, np.ndarray]:
-    """Every array of the store (checkpoints included) by path."""
-    out: dict[str, np.ndarray] = {}
-
-    def walk(group: zarr.Group, prefix: str) -> None:
-        for name, node in group.members():
-            if isinstance(node, zarr.Group):
-                walk(node, f"{prefix}{name}/")
-            else:
-                out[prefix + name] = node[...]
-
-    walk(zarr.open_group(str(url), mode="r"), "")
-    return out
-
-
 def assert_same_store(a: Path, b: Path) -> None:
-    left, right = arrays(a), arrays(b)
-    assert sorted(left) == sorted(right)
-    assert len(left) > 20
-    for name in left:
-        x, y = left[name], right[name]
-        assert x.dtype == y.dtype and x.shape == y.shape, name
-        if x.dtype.kind in "fc":
-            np.testing.assert_array_equal(x, y, err_msg=name)
-        else:
-            assert x.tolist() == y.tolist(), name
+    assert len(assert_same_arrays(a, b)) > 20
     assert (ActivationStore.open(b).status() == 1).all()
 
 
